@@ -1,0 +1,1 @@
+"""Code intelligence for diffwise: diff model, tree-sitter syntax, analyzers, test synthesis (no network)."""
