@@ -1,0 +1,419 @@
+"""ChangeSet + file readers + policy → Review: skip, parse, analyze ∥ LLM ∥ tests, filter, dedupe, rank."""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from analyzers.base import AnalyzerContext, Confidence, FileReader, FilterMode, Finding, Severity
+from analyzers.diff import ChangeSet, LineKind, Skipped
+from analyzers.registry import load_analyzer
+
+log = logging.getLogger(__name__)
+
+MAX_FILE_BYTES = 1_000_000  # larger files are listed as skipped ("too large"), never half-read
+MAX_FILE_CHANGED_LINES = 20_000
+
+
+@dataclass(frozen=True)
+class PullInfo:
+    owner: str
+    repo: str
+    number: int
+    title: str = ""
+    body: str = ""
+    base_sha: str = ""
+    head_sha: str = ""
+    author: str = ""
+
+
+class LLMReviewer(Protocol):
+    """What the pipeline needs from the LLM side (app.llm_review provides it)."""
+
+    async def review(self, request: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class ReviewInput:
+    changeset: ChangeSet
+    read_head: FileReader
+    read_base: FileReader | None = None
+    policy: Any = None  # app.policy.Policy; None → defaults
+    pr: PullInfo | None = None
+    llm: LLMReviewer | None = None
+    mode: FilterMode | None = None  # None → the policy's analyzers.mode
+    gitattributes: str | None = None
+
+
+@dataclass(frozen=True)
+class LLMSummary:
+    used: bool
+    model: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: float = 0.0
+    summary: str = ""
+    prompt_version: str | None = None
+
+
+@dataclass(frozen=True)
+class Review:
+    findings: tuple[Finding, ...] = ()
+    tests: tuple[Any, ...] = ()  # analyzers.testgen.SuggestedTest
+    skipped: tuple[Skipped, ...] = ()
+    failed_analyzers: tuple[tuple[str, str], ...] = ()
+    llm: LLMSummary = field(default_factory=lambda: LLMSummary(used=False))
+    notes: tuple[str, ...] = ()
+    reviewed_files: tuple[str, ...] = ()
+    suppressed: int = 0  # findings dropped by policy (disabled rules, confidence) — counted, not silent
+    timings: tuple[tuple[str, float], ...] = ()
+
+
+def default_policy() -> Any:
+    """The built-in policy; None (every lookup falls back to its default) until app.policy is installed."""
+    try:
+        from app.policy import Policy
+    except ImportError:
+        return None
+    return Policy.default()
+
+
+def _section(policy: Any, name: str) -> Any:
+    return getattr(policy, name, None)
+
+
+def _enabled(obj: Any, default: bool = True) -> bool:
+    return bool(getattr(obj, "enabled", default)) if obj is not None else default
+
+
+def _glob_match(path: str, pattern: str) -> bool:
+    if fnmatch.fnmatchcase(path, pattern):
+        return True
+    # "**/" also matches zero directories, as in .gitignore-style globs
+    return "**/" in pattern and fnmatch.fnmatchcase(path, pattern.replace("**/", ""))
+
+
+def path_included(policy: Any, path: str) -> bool:
+    helper = getattr(policy, "path_included", None)
+    if callable(helper):
+        return bool(helper(path))
+    paths = _section(policy, "paths")
+    include = list(getattr(paths, "include", ["**"]) or ["**"])
+    exclude = list(getattr(paths, "exclude", []) or [])
+    return any(_glob_match(path, p) for p in include) and not any(_glob_match(path, p) for p in exclude)
+
+
+def select_files(inp: ReviewInput, policy: Any) -> tuple[ChangeSet, list[Skipped], list[str]]:
+    """Apply path filters, generated/vendored detection and size limits; return what remains."""
+    notes: list[str] = []
+    skipped: list[Skipped] = []
+    changeset = inp.changeset
+    for f in changeset.files:
+        if not path_included(policy, f.path):
+            skipped.append(Skipped(f.path, "excluded by policy paths"))
+        elif len(f.added_lines) + len(f.removed_lines) > MAX_FILE_CHANGED_LINES:
+            skipped.append(Skipped(f.path, f"too large ({len(f.added_lines)} added lines)"))
+    paths = _section(policy, "paths")
+    if getattr(paths, "skip_generated", True):
+        try:
+            from analyzers.generated import classify_skips
+        except ImportError:
+            classify_skips = None
+        if classify_skips is not None:
+            try:
+                skipped.extend(classify_skips(changeset, inp.read_head, inp.gitattributes))
+            except Exception as exc:  # a detector bug must not lose the review
+                notes.append(f"generated-file detection failed: {exc}")
+    seen: set[str] = set()
+    unique = [s for s in skipped if not (s.path in seen or seen.add(s.path))]
+    return changeset.with_skipped(unique), unique, notes
+
+
+class _BoundedReader:
+    """Reads each head file once, refusing files over the size limit (they are reported as skipped)."""
+
+    def __init__(self, reader: FileReader) -> None:
+        self._reader = reader
+        self._cache: dict[str, str | None] = {}
+        self.too_large: set[str] = set()
+
+    def __call__(self, path: str) -> str | None:
+        if path in self._cache:
+            return self._cache[path]
+        try:
+            text = self._reader(path)
+        except Exception as exc:
+            log.warning("reading %s failed: %s", path, exc)
+            text = None
+        if text is not None and len(text) > MAX_FILE_BYTES:
+            self.too_large.add(path)
+            text = None
+        self._cache[path] = text
+        return text
+
+
+def analyzer_names(policy: Any) -> list[str]:
+    section = _section(policy, "analyzers")
+    names = []
+    for name in ("security", "secrets", "quality", "external"):
+        if _enabled(getattr(section, name, None) if section is not None else None):
+            names.append(name)
+    return names
+
+
+def analyzer_settings(policy: Any, name: str) -> dict[str, Any]:
+    helper = getattr(policy, "analyzer_settings", None)
+    if callable(helper):
+        try:
+            return dict(helper(name))
+        except Exception:
+            return {}
+    section = getattr(_section(policy, "analyzers"), name, None)
+    if section is None:
+        return {}
+    dump = getattr(section, "model_dump", None)
+    return dict(dump()) if callable(dump) else {}
+
+
+async def run_analyzers(
+    changeset: ChangeSet, read: FileReader, syntax: Any, policy: Any, mode: FilterMode, read_base: FileReader | None
+) -> tuple[list[Finding], list[tuple[str, str]], list[str]]:
+    failed: list[tuple[str, str]] = []
+    notes: list[str] = []
+    jobs = []
+    for name in analyzer_names(policy):
+        analyzer = load_analyzer(name)
+        if analyzer is None:
+            notes.append(f"analyzer {name} is not available in this installation")
+            continue
+        ctx = AnalyzerContext(changeset, read, syntax, analyzer_settings(policy, name), mode, read_base)
+        jobs.append((name, asyncio.to_thread(analyzer.analyze, ctx)))
+    results = await asyncio.gather(*(j for _, j in jobs), return_exceptions=True)
+    findings: list[Finding] = []
+    for (name, _), result in zip(jobs, results, strict=True):
+        if isinstance(result, BaseException):
+            log.exception("analyzer %s crashed", name, exc_info=result)
+            failed.append((name, f"{type(result).__name__}: {result}"))
+        else:
+            findings.extend(result)
+    if syntax is not None:
+        try:
+            from analyzers.syntax import syntax_findings
+
+            findings.extend(syntax_findings(syntax, changeset))
+        except ImportError:
+            pass
+        except Exception as exc:
+            failed.append(("syntax", f"{type(exc).__name__}: {exc}"))
+    return findings, failed, notes
+
+
+def in_scope(finding: Finding, changeset: ChangeSet, mode: FilterMode) -> bool:
+    """reviewdog-style filter: `added` lines only, any line of a hunk (`diff_context`), or the whole `file`."""
+    if mode == "file":
+        return True
+    changed = changeset.get(finding.path)
+    if changed is None:
+        return False
+    lines = range(finding.start_line, max(finding.start_line, finding.end_line) + 1)
+    if mode == "added":
+        return any(n in changed.added_lines for n in lines) or finding.source == "llm"
+    return any(changed.hunk_index(n, finding.side) is not None for n in lines)
+
+
+def apply_policy(findings: Sequence[Finding], policy: Any) -> tuple[list[Finding], int]:
+    """Per-rule on/off and severity overrides, analyzer confidence floors; returns (kept, dropped count)."""
+    kept: list[Finding] = []
+    dropped = 0
+    analyzers = _section(policy, "analyzers")
+    rules = getattr(analyzers, "rules", {}) or {}
+    security = getattr(analyzers, "security", None)
+    floor = Confidence.parse(getattr(security, "min_confidence", "low") or "low")
+    for f in findings:
+        rule = rules.get(f.rule) if isinstance(rules, dict) else None
+        if rule is not None and getattr(rule, "enabled", None) is False:
+            dropped += 1
+            continue
+        if f.analyzer == "security" and f.confidence < floor:
+            dropped += 1
+            continue
+        override = getattr(rule, "severity", None) if rule is not None else None
+        if override:
+            f = replace(f, severity=Severity.parse(override))
+        kept.append(f)
+    return kept, dropped
+
+
+def dedupe_and_rank(findings: Sequence[Finding]) -> list[Finding]:
+    """Same place + same rule once; identical code repeated in a symbol gets occurrence 1, 2, ...; rank."""
+    by_place: dict[tuple[str, str, int, int], Finding] = {}
+    for f in findings:
+        key = (f.rule, f.path, f.start_line, f.end_line)
+        best = by_place.get(key)
+        if best is None or f.rank > best.rank:
+            by_place[key] = f
+    ordered = sorted(by_place.values(), key=lambda f: (f.path, f.start_line, f.rule))
+    counts: dict[str, int] = defaultdict(int)
+    unique: list[Finding] = []
+    for f in ordered:
+        base = replace(f, occurrence=0).id
+        n = counts[base]
+        counts[base] += 1
+        unique.append(replace(f, occurrence=n) if n else f)
+    return sorted(unique, key=lambda f: (-f.rank[0], -f.rank[1], f.path, f.start_line, f.rule))
+
+
+def _line_count(changeset: ChangeSet) -> int:
+    return sum(1 for f in changeset.files for h in f.hunks for ln in h.lines if ln.kind is not LineKind.CONTEXT)
+
+
+async def run_review(inp: ReviewInput) -> Review:
+    timings: list[tuple[str, float]] = []
+    t0 = time.perf_counter()
+    policy = inp.policy if inp.policy is not None else default_policy()
+    mode: FilterMode = inp.mode or getattr(_section(policy, "analyzers"), "mode", "added") or "added"
+    changeset, skipped, notes = select_files(inp, policy)
+    read = _BoundedReader(inp.read_head)
+
+    syntax = None
+    try:
+        from analyzers.syntax import build_syntax_map
+    except ImportError:
+        build_syntax_map = None
+    if build_syntax_map is not None:
+        syntax = await asyncio.to_thread(build_syntax_map, changeset, read)
+    timings.append(("parse", time.perf_counter() - t0))
+
+    t1 = time.perf_counter()
+    findings, failed, analyzer_notes = await run_analyzers(changeset, read, syntax, policy, mode, inp.read_base)
+    notes.extend(analyzer_notes)
+    if read.too_large:
+        skipped.extend(Skipped(p, f"too large (over {MAX_FILE_BYTES // 1000} KB)") for p in sorted(read.too_large))
+        changeset = changeset.with_skipped(Skipped(p, "too large") for p in read.too_large)
+    findings = [f for f in findings if f.path not in read.too_large and in_scope(f, changeset, mode)]
+    findings = _drop_external_duplicates(findings)
+    findings, suppressed = apply_policy(findings, policy)
+    findings = dedupe_and_rank(findings)
+    timings.append(("analyze", time.perf_counter() - t1))
+
+    t2 = time.perf_counter()
+    llm_task = _run_llm(inp, changeset, syntax, read, policy, findings)
+    tests_task = _run_tests(inp, changeset, syntax, read, policy, findings)
+    (llm_findings, llm_summary, llm_notes), (tests, test_notes) = await asyncio.gather(llm_task, tests_task)
+    notes.extend(llm_notes)
+    notes.extend(test_notes)
+    if llm_findings:
+        merged, extra_dropped = apply_policy([f for f in llm_findings if in_scope(f, changeset, mode)], policy)
+        suppressed += extra_dropped
+        findings = dedupe_and_rank([*findings, *merged])
+    timings.append(("llm+tests", time.perf_counter() - t2))
+
+    return Review(
+        findings=tuple(findings),
+        tests=tuple(tests),
+        skipped=tuple(skipped),
+        failed_analyzers=tuple(failed),
+        llm=llm_summary,
+        notes=tuple(notes),
+        reviewed_files=tuple(f.path for f in changeset.files if f.path not in read.too_large),
+        suppressed=suppressed,
+        timings=tuple(timings),
+    )
+
+
+def _drop_external_duplicates(findings: list[Finding]) -> list[Finding]:
+    external = [f for f in findings if f.analyzer == "external"]
+    if not external:
+        return findings
+    ours = [f for f in findings if f.analyzer != "external"]
+    try:
+        from analyzers.external import drop_duplicates
+    except ImportError:
+        return findings
+    return ours + list(drop_duplicates(external, ours))
+
+
+async def _run_llm(
+    inp: ReviewInput, changeset: ChangeSet, syntax: Any, read: FileReader, policy: Any, prior: list[Finding]
+) -> tuple[list[Finding], LLMSummary, list[str]]:
+    if inp.llm is None:
+        return [], LLMSummary(used=False), []
+    if not _enabled(_section(policy, "llm")):
+        return [], LLMSummary(used=False), ["LLM review disabled by policy"]
+    try:
+        from app.llm_review import LLMRequest
+
+        pr = inp.pr
+        instructions = getattr(policy, "instructions", "") or ""
+        helper = getattr(policy, "instructions_for", None)
+        path_instructions = {f.path: list(helper(f.path)) for f in changeset.files} if callable(helper) else {}
+        request = LLMRequest(
+            changeset=changeset,
+            syntax=syntax,
+            read_head=read,
+            pr_title=pr.title if pr else "",
+            pr_body=pr.body if pr else "",
+            instructions=instructions,
+            path_instructions=path_instructions,
+            prior_findings=list(prior),
+        )
+        result = await inp.llm.review(request)
+    except Exception as exc:  # degrade, don't fail: the analyzers' review still goes out
+        log.warning("LLM review failed: %s", exc)
+        return [], LLMSummary(used=False), [f"LLM review unavailable ({type(exc).__name__}); analyzers only"]
+    usage = getattr(result, "usage", None)
+    summary = LLMSummary(
+        used=usage is not None and getattr(usage, "calls", 1) > 0,
+        model=getattr(usage, "model", None),
+        input_tokens=int(getattr(usage, "input_tokens", 0) or 0),
+        output_tokens=int(getattr(usage, "output_tokens", 0) or 0),
+        cache_read_tokens=int(getattr(usage, "cache_read_tokens", 0) or 0),
+        cache_write_tokens=int(getattr(usage, "cache_write_tokens", 0) or 0),
+        cost_usd=float(getattr(usage, "cost_usd", 0.0) or 0.0),
+        summary=str(getattr(result, "summary", "") or ""),
+        prompt_version=getattr(result, "prompt_version", None),
+    )
+    notes = list(getattr(result, "notes", []) or [])
+    not_sent = list(getattr(result, "not_sent", []) or [])
+    if not_sent:
+        notes.append(f"LLM budget: {len(not_sent)} file(s) not sent to the LLM: {', '.join(not_sent[:10])}")
+    return list(getattr(result, "findings", []) or []), summary, notes
+
+
+async def _run_tests(
+    inp: ReviewInput, changeset: ChangeSet, syntax: Any, read: FileReader, policy: Any, findings: list[Finding]
+) -> tuple[list[Any], list[str]]:
+    section = _section(policy, "tests")
+    if not _enabled(section):
+        return [], []
+    try:
+        from analyzers.testgen import TestRequest, synthesize_tests
+    except ImportError:
+        return [], []
+    request = TestRequest(
+        changeset=changeset,
+        read_head=read,
+        read_base=inp.read_base,
+        syntax=syntax,
+        max_functions=int(getattr(section, "max_functions", 5) or 5),
+        max_examples=int(getattr(section, "max_examples", 50) or 50),
+        findings=tuple(findings),
+    )
+    try:
+        result = await asyncio.to_thread(synthesize_tests, request)
+    except Exception as exc:
+        log.exception("test synthesis failed")
+        return [], [f"test synthesis failed: {type(exc).__name__}: {exc}"]
+    return list(result.tests), list(getattr(result, "notes", ()) or ())
+
+
+def changed_line_count(changeset: ChangeSet) -> int:
+    return _line_count(changeset)

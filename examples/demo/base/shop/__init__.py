@@ -1,0 +1,1 @@
+"""A tiny shop used by diffwise's quick start."""

@@ -1,0 +1,3 @@
+export function renderCart(el, items) {
+  el.textContent = items.map((i) => i.name).join(", ");
+}
