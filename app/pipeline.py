@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from analyzers.base import AnalyzerContext, Confidence, FileReader, FilterMode, Finding, Severity
+from analyzers.base import Analyzer, AnalyzerContext, Confidence, FileReader, FilterMode, Finding, Severity
 from analyzers.diff import ChangeSet, LineKind, Skipped
 from analyzers.registry import load_analyzer
 
@@ -49,6 +49,7 @@ class ReviewInput:
     llm: LLMReviewer | None = None
     mode: FilterMode | None = None  # None → the policy's analyzers.mode
     gitattributes: str | None = None
+    analyzers: Sequence[Analyzer] | None = None  # None → the built-in analyzers the policy enables
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ def select_files(inp: ReviewInput, policy: Any) -> tuple[ChangeSet, list[Skipped
                 notes.append(f"generated-file detection failed: {exc}")
     seen: set[str] = set()
     unique = [s for s in skipped if not (s.path in seen or seen.add(s.path))]
-    return changeset.with_skipped(unique), unique, notes
+    return changeset.with_skipped(unique), [*inp.changeset.skipped, *unique], notes
 
 
 class _BoundedReader:
@@ -183,17 +184,32 @@ def analyzer_settings(policy: Any, name: str) -> dict[str, Any]:
     return dict(dump()) if callable(dump) else {}
 
 
-async def run_analyzers(
-    changeset: ChangeSet, read: FileReader, syntax: Any, policy: Any, mode: FilterMode, read_base: FileReader | None
-) -> tuple[list[Finding], list[tuple[str, str]], list[str]]:
-    failed: list[tuple[str, str]] = []
+def enabled_analyzers(policy: Any) -> tuple[list[Analyzer], list[str]]:
+    found: list[Analyzer] = []
     notes: list[str] = []
-    jobs = []
     for name in analyzer_names(policy):
         analyzer = load_analyzer(name)
         if analyzer is None:
             notes.append(f"analyzer {name} is not available in this installation")
-            continue
+        else:
+            found.append(analyzer)
+    return found, notes
+
+
+async def run_analyzers(
+    analyzers: Sequence[Analyzer],
+    changeset: ChangeSet,
+    read: FileReader,
+    syntax: Any,
+    policy: Any,
+    mode: FilterMode,
+    read_base: FileReader | None,
+) -> tuple[list[Finding], list[tuple[str, str]]]:
+    """Run every analyzer concurrently (threads); a crashing analyzer is reported, the others go on."""
+    failed: list[tuple[str, str]] = []
+    jobs = []
+    for analyzer in analyzers:
+        name = analyzer.name
         ctx = AnalyzerContext(changeset, read, syntax, analyzer_settings(policy, name), mode, read_base)
         jobs.append((name, asyncio.to_thread(analyzer.analyze, ctx)))
     results = await asyncio.gather(*(j for _, j in jobs), return_exceptions=True)
@@ -213,7 +229,7 @@ async def run_analyzers(
             pass
         except Exception as exc:
             failed.append(("syntax", f"{type(exc).__name__}: {exc}"))
-    return findings, failed, notes
+    return findings, failed
 
 
 def in_scope(finding: Finding, changeset: ChangeSet, mode: FilterMode) -> bool:
@@ -282,6 +298,11 @@ async def run_review(inp: ReviewInput) -> Review:
     mode: FilterMode = inp.mode or getattr(_section(policy, "analyzers"), "mode", "added") or "added"
     changeset, skipped, notes = select_files(inp, policy)
     read = _BoundedReader(inp.read_head)
+    for f in changeset.files:  # read each head file once up front: sizes decide what is skipped
+        read(f.path)
+    if read.too_large:
+        skipped.extend(Skipped(p, f"too large (over {MAX_FILE_BYTES // 1000} KB)") for p in sorted(read.too_large))
+        changeset = changeset.with_skipped(Skipped(p, "too large") for p in read.too_large)
 
     syntax = None
     try:
@@ -293,11 +314,12 @@ async def run_review(inp: ReviewInput) -> Review:
     timings.append(("parse", time.perf_counter() - t0))
 
     t1 = time.perf_counter()
-    findings, failed, analyzer_notes = await run_analyzers(changeset, read, syntax, policy, mode, inp.read_base)
-    notes.extend(analyzer_notes)
-    if read.too_large:
-        skipped.extend(Skipped(p, f"too large (over {MAX_FILE_BYTES // 1000} KB)") for p in sorted(read.too_large))
-        changeset = changeset.with_skipped(Skipped(p, "too large") for p in read.too_large)
+    if inp.analyzers is not None:
+        analyzers: Sequence[Analyzer] = inp.analyzers
+    else:
+        analyzers, analyzer_notes = enabled_analyzers(policy)
+        notes.extend(analyzer_notes)
+    findings, failed = await run_analyzers(analyzers, changeset, read, syntax, policy, mode, inp.read_base)
     findings = [f for f in findings if f.path not in read.too_large and in_scope(f, changeset, mode)]
     findings = _drop_external_duplicates(findings)
     findings, suppressed = apply_policy(findings, policy)
