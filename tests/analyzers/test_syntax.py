@@ -1,0 +1,231 @@
+"""Syntax map: per-language symbol chains, Python signatures, changed symbols and parse-error findings."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from pathlib import Path
+
+import pytest
+
+from analyzers.diff import ChangeSet
+from analyzers.syntax import Param, build_syntax_map, parse_file, syntax_findings
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "syntax"
+
+# fixture → (language, symbol chain at the line marked MARK, kind of the innermost symbol)
+NESTED = {
+    "nested.py": ("python", ["Cart", "Cart.total", "Cart.total.helper"], "function"),
+    "nested.js": ("javascript", ["Cart", "Cart.total", "Cart.total.helper"], "function"),
+    "nested.ts": ("typescript", ["Cart", "Cart.total", "Cart.total.helper"], "function"),
+    "nested.tsx": ("tsx", ["CartView", "CartView.renderRow"], "function"),
+    "nested.go": ("go", ["Cart.Total"], "method"),
+    "Nested.java": ("java", ["Outer", "Outer.Inner", "Outer.Inner.compute"], "method"),
+    "nested.rs": ("rust", ["Cart", "Cart.total", "Cart.total.helper"], "function"),
+    "nested.rb": ("ruby", ["Shop", "Shop.Cart", "Shop.Cart.total"], "method"),
+    "Nested.cs": ("csharp", ["Cart", "Cart.Line", "Cart.Line.Total", "Cart.Line.Total.Helper"], "function"),
+    "nested.php": ("php", ["Cart", "Cart.total"], "method"),
+    "nested.c": ("c", ["total"], "function"),
+    "nested.cpp": ("cpp", ["Cart", "Cart.total"], "method"),
+    "nested.kt": ("kotlin", ["Cart", "Cart.total", "Cart.total.helper"], "function"),
+    "nested.sh": ("bash", ["outer", "outer.inner"], "function"),
+}
+
+
+def _mark_line(text: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if "MARK" in line)
+
+
+@pytest.mark.parametrize("name", sorted(NESTED))
+def test_nested_change_resolves_to_symbol_chain(name: str) -> None:
+    language, chain, kind = NESTED[name]
+    text = (FIXTURES / name).read_text()
+    fs = parse_file(name, text)
+    assert fs.language == language
+    assert fs.tree is not None
+    assert fs.errors == ()
+    line = _mark_line(text)
+    enclosing = fs.enclosing(line)
+    assert [s.qualname for s in enclosing] == chain
+    innermost = fs.innermost(line)
+    assert innermost is not None
+    assert innermost.qualname == chain[-1]
+    assert innermost.kind == kind
+    assert innermost.start_line <= line <= innermost.end_line
+    for outer, inner in itertools.pairwise(enclosing):
+        assert outer.start_line <= inner.start_line <= inner.end_line <= outer.end_line
+        assert inner.parent == outer.qualname
+
+
+def test_python_symbol_details() -> None:
+    fs = parse_file("nested.py", (FIXTURES / "nested.py").read_text())
+    by_name = {s.qualname: s for s in fs.symbols}
+    total = by_name["Cart.total"]
+    assert total.kind == "method"
+    assert total.parent == "Cart"
+    assert total.decorators == ("functools.cache",)
+    assert total.docstring == "Sum of the items."
+    assert total.start_line == 9  # the decorator line belongs to the method
+    assert total.signature.startswith("def total(self, discount: float = 1.0, /, *items: int")
+    assert total.signature.endswith("-> float")
+    assert total.params == (
+        Param("self", None, None, "positional_only"),
+        Param("discount", "float", "1.0", "positional_only"),
+        Param("items", "int", None, "var_positional"),
+        Param("rounding", "str", '"half"', "keyword_only"),
+        Param("opts", None, None, "var_keyword"),
+    )
+    assert by_name["Cart"].docstring == "A cart of items."
+    assert by_name["free"].params == (Param("a"), Param("b", None, "2"))
+    assert fs.enclosing(3) == ()  # module level
+
+
+def test_params_in_other_languages() -> None:
+    def params(name: str, qualname: str) -> list[tuple[str, str | None, str | None, str]]:
+        fs = parse_file(name, (FIXTURES / name).read_text())
+        sym = next(s for s in fs.symbols if s.qualname == qualname)
+        return [(p.name, p.annotation, p.default, p.kind) for p in sym.params]
+
+    assert params("nested.ts", "Cart.total") == [
+        ("discount", "number", None, "positional"),
+        ("label", "string", None, "positional"),
+    ]
+    assert params("nested.go", "Cart.Total") == [
+        ("discount", "float64", None, "positional"),
+        ("names", "string", None, "var_positional"),
+    ]
+    assert params("nested.rb", "Shop.Cart.total") == [
+        ("discount", None, None, "positional"),
+        ("rest", None, None, "var_positional"),
+        ("key", None, "1", "keyword_only"),
+        ("opts", None, None, "var_keyword"),
+        ("blk", None, None, "positional"),
+    ]
+    assert params("Nested.java", "Outer.Inner.compute")[1] == ("names", "String", None, "var_positional")
+    assert params("Nested.cs", "Cart.Line.Total")[2] == ("rest", "int[]", None, "var_positional")
+    assert params("nested.kt", "Cart.total")[1] == ("name", "String", '"x"', "positional")
+    assert params("nested.c", "main") == []
+
+
+def test_docstrings_from_comments() -> None:
+    fs = parse_file("nested.go", (FIXTURES / "nested.go").read_text())
+    assert fs.innermost(12) is not None
+    assert {s.qualname: s.docstring for s in fs.symbols}["Cart.Total"] == "Total sums the cart."
+    rs = parse_file("nested.rs", (FIXTURES / "nested.rs").read_text())
+    assert {s.qualname: s.docstring for s in rs.symbols}["Cart.total"] == "Sum of the items."
+
+
+def test_missing_grammar_degrades_to_line_level(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="analyzers.syntax")
+    fs = parse_file("main.swift", "func f() {}\n")
+    assert fs.language == "swift"
+    assert fs.tree is None
+    assert fs.symbols == ()
+    assert fs.enclosing(1) == ()
+    assert fs.innermost(1) is None
+    unknown = parse_file("notes.txt", "hello\n")
+    assert unknown.language is None
+    assert unknown.tree is None
+
+
+DIFF_PY = """\
+diff --git a/m.py b/m.py
+--- a/m.py
++++ b/m.py
+@@ -1,6 +1,10 @@
+ class A:
+     def kept(self):
+-        return 1
++        return 2
+ 
+     def same(self):
+         return 3
++
++
++def brand_new(x):
++    return x
+"""
+
+HEAD_PY = """\
+class A:
+    def kept(self):
+        return 2
+
+    def same(self):
+        return 3
+
+
+def brand_new(x):
+    return x
+"""
+
+
+def test_changed_symbols_added_and_modified() -> None:
+    cs = ChangeSet.from_unified_diff(DIFF_PY)
+    smap = build_syntax_map(cs, lambda p: HEAD_PY if p == "m.py" else None)
+    changed = {(c.symbol.qualname, c.change) for c in smap.changed_symbols()}
+    assert changed == {("A", "modified"), ("A.kept", "modified"), ("brand_new", "added")}
+    assert smap.changed_symbols("other.py") == []
+    assert [s.qualname for s in smap.enclosing("m.py", 3)] == ["A", "A.kept"]
+    assert smap.innermost("m.py", 6) is not None
+    assert smap.get("missing.py") is None
+
+
+def test_removal_inside_body_marks_symbol_modified() -> None:
+    diff = "--- a/m.py\n+++ b/m.py\n@@ -1,4 +1,3 @@\n def f():\n     a = 1\n-    b = 2\n     return a\n"
+    head = "def f():\n    a = 1\n    return a\n"
+    smap = build_syntax_map(ChangeSet.from_unified_diff(diff), lambda p: head)
+    assert [(c.symbol.qualname, c.change) for c in smap.changed_symbols()] == [("f", "modified")]
+
+
+def test_removing_last_body_line_marks_symbol_modified() -> None:
+    diff = "--- a/m.py\n+++ b/m.py\n@@ -1,4 +1,3 @@\n def f():\n     a = 1\n-    return a\n \n"
+    head = "def f():\n    a = 1\n\n"
+    smap = build_syntax_map(ChangeSet.from_unified_diff(diff), lambda p: head)
+    assert [(c.symbol.qualname, c.change) for c in smap.changed_symbols()] == [("f", "modified")]
+
+
+def test_syntax_error_on_changed_line_is_a_finding() -> None:
+    head = "def ok():\n    return 1\n\n\ndef broken(:\n    return 2\n"
+    diff = "--- a/m.py\n+++ b/m.py\n@@ -1,2 +1,6 @@\n def ok():\n     return 1\n+\n+\n+def broken(:\n+    return 2\n"
+    cs = ChangeSet.from_unified_diff(diff)
+    smap = build_syntax_map(cs, lambda p: head)
+    fs = smap.get("m.py")
+    assert fs is not None
+    assert fs.errors
+    findings = syntax_findings(smap, cs)
+    assert len(findings) == 1
+    finding = findings[0]
+    assert finding.rule == "syntax/parse-error"
+    assert finding.analyzer == "syntax"
+    assert finding.severity.label == "medium"
+    assert finding.start_line in cs.files[0].added_lines
+    assert finding.start_line == 5
+
+
+def test_syntax_error_outside_the_change_is_not_a_finding() -> None:
+    head = "def broken(:\n    return 2\n\nx = 1\ny = 2\n"
+    diff = "--- a/m.py\n+++ b/m.py\n@@ -4,1 +4,2 @@\n x = 1\n+y = 2\n"
+    cs = ChangeSet.from_unified_diff(diff)
+    smap = build_syntax_map(cs, lambda p: head)
+    assert smap.get("m.py") is not None
+    assert syntax_findings(smap, cs) == []
+
+
+def test_removed_and_unreadable_files_are_not_parsed() -> None:
+    diff = (
+        "diff --git a/gone.py b/gone.py\ndeleted file mode 100644\n--- a/gone.py\n+++ /dev/null\n"
+        "@@ -1 +0,0 @@\n-x = 1\n"
+        "diff --git a/new.py b/new.py\nnew file mode 100644\n--- /dev/null\n+++ b/new.py\n@@ -0,0 +1 @@\n+y = 1\n"
+    )
+    cs = ChangeSet.from_unified_diff(diff)
+    calls: list[str] = []
+
+    def read(path: str) -> str | None:
+        calls.append(path)
+        return None
+
+    smap = build_syntax_map(cs, read)
+    assert calls == ["new.py"]
+    assert smap.get("new.py") is None
+    assert smap.changed_symbols() == []
