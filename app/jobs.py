@@ -1,0 +1,293 @@
+"""Durable jobs with huey: SQLite by default, Redis by URL; per-PR lock, newest-push-wins, retries, dead letters.
+
+Tasks are sync functions (huey runs them in worker threads) wrapping `asyncio.run` of the async dispatch.
+A pull_request delivery that triggers a review first records itself as the PR's newest head, waits out a
+short debounce, then runs under a per-PR lease lock; while it runs, a watcher renews the leases and cancels
+it as soon as a newer delivery for the same PR shows up. Failures never sleep in a worker: they reschedule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import time
+import traceback
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from huey import RedisHuey, SqliteHuey, crontab
+from huey.consumer import Consumer
+
+from app.deliveries import DeadLetters, Head, Ledger, RedisLedger, SqliteLedger
+from app.delivery import Delivery
+from app.errors import ConfigError, PermanentError, RetryLater
+from app.logs import log_context, set_repo
+from app.settings import Settings
+
+log = logging.getLogger("diffwise.jobs")
+
+Dispatch = Callable[[Settings, Delivery], Awaitable[None]]
+REVIEW_ACTIONS = frozenset({"opened", "reopened", "ready_for_review", "synchronize"})
+TASK_NAME = "diffwise.process_delivery"
+
+
+@dataclass(frozen=True)
+class JobPolicy:
+    """Timing knobs; tests shrink them."""
+
+    max_attempts: int = 6
+    backoff_base: float = 5.0
+    backoff_max: float = 900.0
+    debounce: float = 2.0
+    lock_retry: float = 2.0
+    lease: float = 60.0
+    poll: float = 0.5
+    poll_max_delay: float = 1.0
+
+
+@dataclass(frozen=True)
+class PullTarget:
+    """The PR a review-triggering delivery is about; `key` names its lock and head record."""
+
+    repo: str
+    number: int
+    head_sha: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.repo}#{self.number}"
+
+
+def pull_target(delivery: Delivery) -> PullTarget | None:
+    """Parse just enough of a pull_request delivery to serialize reviews per PR; anything else → None."""
+    if delivery.event != "pull_request":
+        return None
+    try:
+        payload = json.loads(delivery.body)
+        if payload.get("action") not in REVIEW_ACTIONS:
+            return None
+        pull = payload["pull_request"]
+        repo = payload["repository"]["full_name"]
+        return PullTarget(str(repo), int(pull["number"]), str(pull["head"]["sha"]))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def repo_of(delivery: Delivery) -> str | None:
+    try:
+        name = json.loads(delivery.body)["repository"]["full_name"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return name if isinstance(name, str) else None
+
+
+def make_huey(settings: Settings, name: str = "diffwise") -> SqliteHuey | RedisHuey:
+    """RedisHuey when REDIS_URL is set, else SqliteHuey in the state dir with fsync on commit."""
+    if settings.redis_url:
+        return RedisHuey(name, url=settings.redis_url, results=False, utc=True, blocking=True, read_timeout=1)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey(name, filename=str(settings.state_dir / "queue.db"), results=False, utc=True, fsync=True)
+
+
+class _EmbeddedConsumer(Consumer):  # type: ignore[misc]
+    """A consumer started from a non-main thread next to uvicorn: the server owns the signals."""
+
+    def _set_signal_handlers(self) -> None:
+        return None
+
+
+class JobQueue:
+    """The queue both sides share: the receiver calls `submit_many`, workers run `process`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        dispatch: Dispatch | None = None,
+        policy: JobPolicy | None = None,
+        dead_letters: DeadLetters | None = None,
+    ) -> None:
+        self.settings = settings
+        self.policy = policy or JobPolicy()
+        self.huey = make_huey(settings)
+        self.ledger: Ledger = RedisLedger(self.huey.storage) if settings.redis_url else SqliteLedger(self.huey.storage)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._dispatch = dispatch
+        self._dead_letters = dead_letters
+        self._task = self.huey.task(name=TASK_NAME)(self.process)
+        self.huey.periodic_task(crontab(), name="diffwise.reclaim")(self.reclaim)
+
+    # -- producer side -------------------------------------------------------------------------------------
+
+    def submit_many(self, deliveries: Sequence[Delivery]) -> list[bool]:
+        """Durably dedupe and enqueue; True per delivery that is new. Blocking: call from a thread."""
+        return self.ledger.accept(deliveries, self._encode)
+
+    def submit(self, delivery: Delivery) -> bool:
+        return self.submit_many([delivery])[0]
+
+    def ping(self) -> None:
+        self.ledger.ping()
+
+    def pending(self) -> int:
+        return int(self.huey.pending_count()) + int(self.huey.scheduled_count())
+
+    def _encode(self, delivery: Delivery, debounced: bool = False) -> bytes:
+        task = self._task.s(delivery, debounced=debounced)
+        return bytes(self.huey.serialize_task(task))
+
+    # -- consumer side -------------------------------------------------------------------------------------
+
+    def consumer(self, workers: int | None = None, *, embedded: bool = False) -> Consumer:
+        cls = _EmbeddedConsumer if embedded else Consumer
+        return cls(
+            self.huey,
+            workers=workers or self.settings.workers,
+            worker_type="thread",
+            periodic=True,
+            initial_delay=0.05,
+            backoff=1.3,
+            max_delay=self.policy.poll_max_delay,
+            check_worker_health=True,
+        )
+
+    def run_worker(self, workers: int | None = None) -> None:
+        """Blocking worker for `diffwise worker` (main thread: handles SIGINT/SIGTERM)."""
+        self.reclaim()
+        self.consumer(workers).run()
+
+    def start_embedded(self, workers: int | None = None) -> Consumer:
+        """Start worker threads inside the server process; call `.stop(graceful=True)` on shutdown."""
+        self.reclaim()
+        consumer = self.consumer(workers, embedded=True)
+        consumer.start()
+        return consumer
+
+    def reclaim(self) -> int:
+        """Requeue jobs whose worker died mid-run (lease expired); runs at start and every minute."""
+        payloads = self.ledger.reclaim_stale(time.time())
+        for payload in payloads:
+            self.huey.storage.enqueue(payload, 0)
+        if payloads:
+            log.warning("requeued %d job(s) whose worker stopped before finishing", len(payloads))
+        return len(payloads)
+
+    def process(self, delivery: Delivery, debounced: bool = False) -> None:
+        """The huey task: claim once, run, and turn the outcome into done / retry / dead letter."""
+        with log_context(delivery_id=delivery.id):
+            payload = self._encode(delivery, debounced)
+            if not self.ledger.claim(delivery.id, self.owner, self.policy.lease, payload):
+                log.info("delivery %s is %s; not running it again", delivery.id, self.ledger.state(delivery.id))
+                return
+            set_repo(repo_of(delivery))
+            try:
+                self._run(delivery, debounced)
+            except RetryLater as exc:
+                self._retry(delivery, exc.delay, f"RetryLater: {exc}")
+            except (PermanentError, ConfigError) as exc:
+                self._bury(delivery, f"{exc.__class__.__name__}: {exc}")
+            except Exception as exc:
+                delay = min(self.policy.backoff_max, self.policy.backoff_base * 2**delivery.attempt)
+                detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+                log.warning("job failed: %s", detail, exc_info=exc)
+                self._retry(delivery, delay, detail)
+
+    def _run(self, delivery: Delivery, debounced: bool) -> None:
+        target = pull_target(delivery)
+        if target is None:
+            asyncio.run(self._call_dispatch(delivery))
+            self.ledger.finish(delivery.id, "done")
+            return
+        if not debounced:
+            self.ledger.note_head(target.key, Head(delivery.received_at, delivery.id))
+        if self._superseded(target, delivery):
+            return
+        if not debounced and self.policy.debounce > 0:
+            self._reschedule(delivery, self.policy.debounce, debounced=True)
+            return
+        if not self.ledger.acquire_lock(target.key, self.owner, self.policy.lease):
+            log.info("another review of %s is running; trying again in %.1fs", target.key, self.policy.lock_retry)
+            self._reschedule(delivery, self.policy.lock_retry, debounced=True)
+            return
+        try:
+            outcome = asyncio.run(self._run_watched(delivery, target))
+        finally:
+            self.ledger.release_lock(target.key, self.owner)
+        if outcome == "done":
+            self.ledger.finish(delivery.id, "done")
+
+    async def _run_watched(self, delivery: Delivery, target: PullTarget) -> str:
+        job = asyncio.ensure_future(self._call_dispatch(delivery))
+        renew_every, last_renew = self.policy.lease / 3, time.monotonic()
+        while True:
+            done, _ = await asyncio.wait({job}, timeout=self.policy.poll)
+            if done:
+                job.result()
+                return "done"
+            if await asyncio.to_thread(self._superseded, target, delivery):
+                job.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await job
+                return "superseded"
+            if time.monotonic() - last_renew >= renew_every:
+                last_renew = time.monotonic()
+                await asyncio.to_thread(self._renew, delivery, target)
+
+    def _renew(self, delivery: Delivery, target: PullTarget) -> None:
+        self.ledger.renew(delivery.id, self.owner, self.policy.lease)
+        self.ledger.renew_lock(target.key, self.owner, self.policy.lease)
+
+    def _superseded(self, target: PullTarget, delivery: Delivery) -> bool:
+        newest = self.ledger.newest(target.key)
+        if newest is None or newest.delivery_id == delivery.id or newest.received_at <= delivery.received_at:
+            return False
+        log.info("review of %s at %s superseded by delivery %s", target.key, target.head_sha[:12], newest.delivery_id)
+        self.ledger.finish(delivery.id, "superseded")
+        return True
+
+    async def _call_dispatch(self, delivery: Delivery) -> None:
+        dispatch = self._dispatch
+        if dispatch is None:
+            try:
+                from app.dispatch import dispatch as default_dispatch  # type: ignore[import-not-found,unused-ignore]
+            except ImportError as exc:
+                raise PermanentError(f"no event dispatcher is installed ({exc})") from exc
+            dispatch = default_dispatch
+        await dispatch(self.settings, delivery)
+
+    def _reschedule(self, delivery: Delivery, delay: float, *, debounced: bool) -> None:
+        # Mark first, then schedule: if we die in between, the lease runs out and `reclaim` requeues it.
+        self.ledger.retrying(delivery.id, time.time() + delay + self.policy.lease)
+        self._task.schedule(args=(delivery,), kwargs={"debounced": debounced}, delay=delay)
+
+    def _retry(self, delivery: Delivery, delay: float, error: str) -> None:
+        if delivery.attempt + 1 >= self.policy.max_attempts:
+            self._bury(delivery, f"gave up after {delivery.attempt + 1} attempts; last error: {error}")
+            return
+        log.warning("attempt %d failed (%s); retrying in %.1fs", delivery.attempt + 1, error, delay)
+        self._reschedule(delivery.next_attempt(), delay, debounced=True)
+
+    def _bury(self, delivery: Delivery, error: str) -> None:
+        log.error("dead letter: %s delivery %s: %s", delivery.event, delivery.id, error)
+        self.dead_letters.record(delivery, error)
+        self.ledger.finish(delivery.id, "dead", error)
+
+    @property
+    def dead_letters(self) -> DeadLetters:
+        if self._dead_letters is None:
+            from app.db import database_url, get_engine
+
+            url = database_url(self.settings.state_dir, self.settings.database_url)
+            self._dead_letters = DeadLetters(get_engine(url))
+        return self._dead_letters
+
+    def close(self) -> None:
+        storage: Any = self.huey.storage
+        with contextlib.suppress(Exception):
+            storage.close()

@@ -1,0 +1,96 @@
+"""The composition root for the web process: create_app(settings) -> Starlette with receiver and probes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from app.jobs import JobQueue
+from app.settings import Settings
+from app.webhooks import GroupCommitter, WebhookReceiver
+
+log = logging.getLogger("diffwise.server")
+
+_PLACEHOLDER = """<!doctype html><html><head><meta charset="utf-8"><title>diffwise</title></head>
+<body><h1>diffwise is running</h1><p>{status}</p></body></html>"""
+
+
+def create_app(
+    settings: Settings,
+    extra_routes: Sequence[BaseRoute] = (),
+    *,
+    queue: JobQueue | None = None,
+    worker: bool = False,
+) -> Starlette:
+    """Receiver on $WEBHOOK_PATH (only when WEBHOOK_SECRET is set), /healthz, /readyz, then `extra_routes`.
+
+    `queue` defaults to one built from settings when the app starts; `worker=True` runs an embedded huey
+    consumer in this process for the app's lifetime. Extra routes come before the placeholder "/" page,
+    so a real setup page replaces it.
+    """
+    state: dict[str, Any] = {"queue": queue}
+
+    def get_queue() -> JobQueue:
+        q = state["queue"]
+        if q is None:
+            q = state["queue"] = JobQueue(settings)
+        return q
+
+    routes: list[BaseRoute] = []
+    if settings.webhook_secret:
+        committer = GroupCommitter(lambda batch: get_queue().submit_many(batch))
+        state["committer"] = committer
+        routes.append(
+            Route(settings.webhook_path, WebhookReceiver(settings.webhook_secret, committer), methods=["POST"])
+        )
+
+    async def healthz(_: Request) -> Response:
+        return PlainTextResponse("ok\n")
+
+    async def readyz(_: Request) -> Response:
+        try:
+            await asyncio.wait_for(asyncio.to_thread(get_queue().ping), timeout=2.0)
+        except Exception as exc:
+            return JSONResponse({"ready": False, "queue": f"unreachable: {exc.__class__.__name__}"}, status_code=503)
+        return JSONResponse({"ready": True, "queue": "ok", "webhooks": bool(settings.webhook_secret)})
+
+    async def placeholder(_: Request) -> Response:
+        if not settings.has_app_credentials:
+            status = "No GitHub App credentials yet (APP_ID and PRIVATE_KEY). Registration page coming soon."
+        elif not settings.webhook_secret:
+            status = "WEBHOOK_SECRET is not set, so webhooks are refused."
+        else:
+            status = f"Webhooks are received at {settings.webhook_path}."
+        return HTMLResponse(_PLACEHOLDER.format(status=status))
+
+    routes += [Route("/healthz", healthz), Route("/readyz", readyz)]
+    routes += list(extra_routes)
+    routes.append(Route("/", placeholder))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        if not settings.webhook_secret:
+            log.warning("WEBHOOK_SECRET is not set: %s is not served (404) until it is", settings.webhook_path)
+        consumer = None
+        q = await asyncio.to_thread(get_queue)
+        if worker:
+            consumer = await asyncio.to_thread(q.start_embedded)
+        try:
+            yield
+        finally:
+            if consumer is not None:
+                await asyncio.to_thread(consumer.stop, True)
+            if queue is None:
+                q.close()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.diffwise = state
+    return app
