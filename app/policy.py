@@ -241,7 +241,6 @@ class Policy(_Section):
         if key not in _ANALYZER_SECTIONS:
             return {}
         settings: dict[str, Any] = getattr(self.analyzers, key).model_dump(mode="json")
-        settings["mode"] = self.analyzers.mode
         return settings
 
     def command_needs_write(self, command: str) -> bool:

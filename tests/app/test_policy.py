@@ -119,7 +119,7 @@ def test_analyzer_settings() -> None:
     p = Policy.from_data({"analyzers": {"mode": "file", "quality": {"max_params": 3}}})
     settings_ = p.analyzer_settings("quality")
     assert settings_["max_params"] == 3
-    assert settings_["mode"] == "file"
+    assert "mode" not in settings_  # analyzers get the mode from their context
     assert p.analyzer_settings("external")["semgrep"] is True
     assert p.analyzer_settings("nope") == {}
 
