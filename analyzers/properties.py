@@ -1,0 +1,527 @@
+"""Property families for a changed function: no-crash, round trip, idempotence, invariants, equivalence, algebra."""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from analyzers.strategies import MODULE_ALIAS, FunctionInfo, ModuleInfo, Param, Strategy, strategy_for
+
+RESERVED = frozenset({MODULE_ALIAS, "st", "given", "settings", "assume", "math", "result", "obj", "once", "value"})
+
+# family → how much a passing test of it says about the function (used to rank and to describe)
+STRENGTH = {
+    "equivalence": 5,
+    "roundtrip": 4,
+    "sorted": 4,
+    "clamp": 3,
+    "idempotent": 3,
+    "commutative": 2,
+    "associative": 2,
+    "length": 2,
+    "no-crash": 1,
+}
+
+
+@dataclass(frozen=True)
+class Arg:
+    param: Param
+    var: str  # the name of the @given argument
+    strategy: Strategy
+    keyword: bool  # passed by keyword
+
+
+@dataclass(frozen=True)
+class Call:
+    """How a generated test calls one function: its arguments and a receiver for instance methods."""
+
+    info: FunctionInfo
+    args: tuple[Arg, ...]
+    receiver: Strategy | None  # st.builds(...) of the class for instance methods
+
+    def expression(self, overrides: dict[str, str] | None = None) -> str:
+        values = overrides or {}
+        parts = [
+            f"{a.param.name}={values.get(a.var, a.var)}" if a.keyword else values.get(a.var, a.var) for a in self.args
+        ]
+        if self.receiver is not None:
+            target = f"obj.{self.info.name}"
+        else:
+            target = f"{MODULE_ALIAS}.{self.info.qualname}"
+        return f"{target}({', '.join(parts)})"
+
+    def given(self) -> list[str]:
+        out = [f"obj={self.receiver.code}"] if self.receiver is not None else []
+        return out + [f"{a.var}={a.strategy.code}" for a in self.args]
+
+    def variables(self) -> list[str]:
+        return (["obj"] if self.receiver is not None else []) + [a.var for a in self.args]
+
+
+@dataclass(frozen=True)
+class PropertyTest:
+    family: str  # one of STRENGTH's keys
+    name: str  # the test function's name
+    code: str  # the decorated test function's source
+    targets: tuple[str, ...]  # qualnames it exercises
+    helpers: frozenset[str] = frozenset()  # names of shared helpers the code uses (see HELPERS)
+
+
+HELPERS = {
+    "_same": '''def _same(a, b):
+    """Equal, with float tolerance and NaN equal to NaN, through lists, tuples and dicts."""
+    if isinstance(a, float) or isinstance(b, float):
+        if isinstance(a, int | float) and isinstance(b, int | float):
+            return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
+        return False
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
+''',
+    "_outcome": '''def _outcome(fn, *args, **kwargs):
+    """What a call did: ("returned", value) or ("raised", exception type name)."""
+    try:
+        return ("returned", fn(*args, **kwargs))
+    except Exception as exc:  # the two versions must fail alike, too
+        return ("raised", type(exc).__name__)
+''',
+}
+
+
+def plan_call(info: FunctionInfo, module: ModuleInfo, *, optional: bool) -> Call | None:
+    """Strategies for the parameters a test passes (required ones; exact optional ones when `optional`)."""
+    hint = f"{info.name}\n{info.docstring}"
+    receiver: Strategy | None = None
+    if info.method_kind == "method":
+        if info.class_name is None:
+            return None
+        receiver = strategy_for(ast.Name(info.class_name), module=module)
+        if receiver is None or receiver.kind != "record":
+            return None
+    args: list[Arg] = []
+    used: set[str] = set()
+    keyword = False
+    for p in info.params:
+        if p.kind in ("var_positional", "var_keyword"):
+            keyword = True
+            continue
+        strat = strategy_for(p.annotation, name=p.name, default=p.default, module=module, hint=hint)
+        if p.required and strat is None:
+            return None
+        if not p.required and (not optional or strat is None or not strat.exact or p.kind == "positional_only"):
+            keyword = True  # later parameters go by keyword, this one keeps its default
+            continue
+        if strat is None:
+            return None
+        var = p.name if p.name not in RESERVED and p.name not in used else f"{p.name}_arg"
+        used.add(var)
+        args.append(Arg(p, var, strat, keyword or p.kind == "keyword_only"))
+    return Call(info, tuple(args), receiver)
+
+
+def _decorators(call: Call, max_examples: int, extra: Sequence[str] = ()) -> str:
+    given = ", ".join([*call.given(), *extra])
+    return f"@settings(max_examples={max_examples}, deadline=None)\n@given({given})\n"
+
+
+def _slug(qualname: str) -> str:
+    return re.sub(r"\W", "_", qualname).lower()
+
+
+def _invoke(info: FunctionInfo, expression: str) -> str:
+    if info.is_async:
+        return f"asyncio.run({expression})"
+    if info.is_generator:
+        return f"list(itertools.islice({expression}, 1000))"
+    return expression
+
+
+# ---- no unexpected exception (+ the annotated return type) ----------------------------------------
+
+
+PARSER = re.compile(
+    r"(^|_)(parse\w*|decode\w*|loads?|from|unquote\w*|unescape|unpack\w*|deseriali[sz]e|decompress|decrypt|"
+    r"unmarshal|read\w*|thaw)($|_)|^from_|decode",
+    re.IGNORECASE,
+)
+
+
+def allowed_exceptions(info: FunctionInfo, module: ModuleInfo) -> list[str]:
+    """Exceptions the function raises on purpose (a test accepts them as a refusal of the input).
+
+    A parser or decoder refuses malformed text with ValueError (UnicodeDecodeError, binascii.Error, ...)
+    whether or not its own body says `raise`, so those are accepted for parser-like names.
+    """
+    out: list[str] = []
+    raises = set(info.raises)
+    if PARSER.search(info.name):
+        raises.add("ValueError")
+    for name in sorted(raises):
+        head = name.split(".", 1)[0]
+        obj = getattr(builtins, name, None)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            if name not in ("AssertionError", "NotImplementedError"):
+                out.append(name)
+        elif head in module.bound_names and head not in module.functions:
+            out.append(f"{MODULE_ALIAS}.{name}")
+    return out
+
+
+_RETURN_CHECKS = {
+    "int": "isinstance(result, int)",
+    "float": "isinstance(result, int | float)",
+    "str": "isinstance(result, str)",
+    "bytes": "isinstance(result, bytes)",
+    "bool": "isinstance(result, bool)",
+    "list": "isinstance(result, list)",
+    "List": "isinstance(result, list)",
+    "dict": "isinstance(result, dict)",
+    "Dict": "isinstance(result, dict)",
+    "tuple": "isinstance(result, tuple)",
+    "Tuple": "isinstance(result, tuple)",
+    "set": "isinstance(result, set)",
+    "Set": "isinstance(result, set)",
+    "frozenset": "isinstance(result, frozenset)",
+    "None": "result is None",
+}
+
+
+def return_check(returns: ast.expr | None) -> str | None:
+    """An assertion that the result has the annotated type, for the simple annotation forms."""
+    if returns is None:
+        return None
+    if isinstance(returns, ast.Constant) and returns.value is None:
+        return "result is None"
+    node = returns.value if isinstance(returns, ast.Subscript) else returns
+    name = node.id if isinstance(node, ast.Name) else None
+    if name == "Optional" and isinstance(returns, ast.Subscript):
+        inner = return_check(returns.slice)
+        return f"result is None or {inner}" if inner else None
+    if isinstance(returns, ast.BinOp) and isinstance(returns.op, ast.BitOr):
+        left, right = return_check(returns.left), return_check(returns.right)
+        return f"({left}) or ({right})" if left and right else None
+    return _RETURN_CHECKS.get(name or "")
+
+
+def no_crash(call: Call, module: ModuleInfo, max_examples: int) -> PropertyTest:
+    info = call.info
+    allowed = allowed_exceptions(info, module)
+    check = return_check(info.returns) if not (info.is_generator or info.is_async) else None
+    body = f"result = {_invoke(info, call.expression())}"
+    lines: list[str] = []
+    if allowed:
+        caught = allowed[0] if len(allowed) == 1 else f"({', '.join(allowed)})"
+        lines += ["try:", f"    {body}", f"except {caught}:", "    return  # refused on purpose: raised by the code"]
+    else:
+        lines.append(body)
+    if check:
+        lines.append(f"assert {check}, result")
+    else:
+        lines.append("del result  # no-crash property: any other exception fails the test")
+    name = f"test_{_slug(info.qualname)}_no_crash"
+    code = _decorators(call, max_examples) + f"def {name}({', '.join(call.variables())}):\n" + _indent(lines)
+    return PropertyTest("no-crash", name, code, (info.qualname,))
+
+
+def _indent(lines: Sequence[str]) -> str:
+    return "".join(f"    {line}\n" for line in lines)
+
+
+# ---- round trips between inverse pairs --------------------------------------------------------------
+
+INVERSE_WORDS = (
+    ("serialize", "deserialize"),
+    ("serialise", "deserialise"),
+    ("encode", "decode"),
+    ("encrypt", "decrypt"),
+    ("compress", "decompress"),
+    ("dumps", "loads"),
+    ("dump", "load"),
+    ("quote", "unquote"),
+    ("escape", "unescape"),
+    ("marshal", "unmarshal"),
+    ("pack", "unpack"),
+    ("wrap", "unwrap"),
+    ("freeze", "thaw"),
+    ("join", "split"),
+    ("stringify", "parse"),
+    ("serialize", "parse"),
+    ("format", "parse"),
+    ("render", "parse"),
+    ("to_", "from_"),
+)
+
+
+def inverse_pairs(module: ModuleInfo) -> list[tuple[str, str]]:
+    """(forward, inverse) qualname pairs in the same scope, by name: encode/decode, x_to_y/y_to_x, ..."""
+    by_scope: dict[str | None, dict[str, FunctionInfo]] = {}
+    for info in module.functions.values():
+        by_scope.setdefault(info.class_name, {})[info.name] = info
+    pairs: list[tuple[str, str]] = []
+    for scope in by_scope.values():
+        names = list(scope)
+        for a in names:
+            for forward, backward in INVERSE_WORDS:
+                candidates = {a.replace(forward, backward, 1)} if forward in a else set()
+                if forward.endswith("_"):
+                    candidates = {backward + a[len(forward) :]} if a.startswith(forward) else set()
+                for b in candidates:
+                    if b != a and b in scope and (scope[a].qualname, scope[b].qualname) not in pairs:
+                        pairs.append((scope[a].qualname, scope[b].qualname))
+            if "_to_" in a:
+                left, right = a.split("_to_", 1)
+                b = f"{right}_to_{left}"
+                if b in scope and names.index(a) < names.index(b):
+                    pairs.append((scope[a].qualname, scope[b].qualname))
+    return pairs
+
+
+def roundtrip(forward: Call, backward: FunctionInfo, module: ModuleInfo, max_examples: int) -> PropertyTest | None:
+    inverse = plan_call(backward, module, optional=False)
+    if inverse is None or forward.receiver is not None or inverse.receiver is not None:
+        return None
+    if backward.is_async or backward.is_generator or forward.info.is_async or forward.info.is_generator:
+        return None
+    n_in, n_back = len(forward.args), len(inverse.args)
+    if n_in == 0:
+        return None
+    back_target = f"{MODULE_ALIAS}.{backward.qualname}"
+    if n_back == 1:
+        back = f"{back_target}(value)"
+    elif n_back == n_in and n_in > 1:
+        back = f"{back_target}(*value)"
+    else:
+        return None
+    original = forward.args[0].var if n_in == 1 else f"({', '.join(a.var for a in forward.args)})"
+    restored = "back" if n_in == 1 else "tuple(back)"
+    lines = [
+        f"value = {forward.expression()}",
+        f"back = {back}",
+        f"assert _same({restored}, {original}), (value, back)",
+    ]
+    name = f"test_{_slug(forward.info.qualname)}_roundtrip_{_slug(backward.name)}"
+    code = _decorators(forward, max_examples) + f"def {name}({', '.join(forward.variables())}):\n" + _indent(lines)
+    return PropertyTest("roundtrip", name, code, (forward.info.qualname, backward.qualname), frozenset({"_same"}))
+
+
+# ---- idempotence for normalisers ---------------------------------------------------------------------
+
+NORMALISER = re.compile(
+    r"(^|_)(normali[sz]e\w*|norm\w*|clean\w*|canonical\w*|sort|sorted|dedupe|dedup|unique\w*|strip|lstrip|rstrip|"
+    r"trim|dedent|slugify|lower|upper|casefold|simplify|squash|collapse\w*|saniti[sz]e\w*|compact|tidy|"
+    r"standardi[sz]e)($|_)",
+    re.IGNORECASE,
+)
+
+
+def idempotent(call: Call, max_examples: int) -> PropertyTest | None:
+    info = call.info
+    if not NORMALISER.search(info.name) or len(call.args) != 1 or call.receiver is not None:
+        return None
+    if info.is_async or info.is_generator or _returns_none(info):
+        return None
+    arg = call.args[0]
+    if info.returns is not None and arg.param.annotation is not None:
+        if ast.dump(info.returns) != ast.dump(arg.param.annotation):
+            return None
+    lines = [
+        f"once = {call.expression()}",
+        f"assert _same({call.expression({arg.var: 'once'})}, once), once",
+    ]
+    name = f"test_{_slug(info.qualname)}_idempotent"
+    code = _decorators(call, max_examples) + f"def {name}({', '.join(call.variables())}):\n" + _indent(lines)
+    return PropertyTest("idempotent", name, code, (info.qualname,), frozenset({"_same"}))
+
+
+def _returns_none(info: FunctionInfo) -> bool:
+    return isinstance(info.returns, ast.Constant) and info.returns.value is None
+
+
+# ---- invariants: sorted output, length preservation, clamp bounds -------------------------------------
+
+SORTING = re.compile(r"(^|_)sort(ed)?($|_)", re.IGNORECASE)
+LENGTH_KEEPING = re.compile(r"(^|_)(reverse[d]?|shuffle[d]?|rotate[d]?|permute[d]?|swap\w*|scale[d]?)($|_)", re.I)
+CLAMPING = re.compile(r"(^|_)(clamp\w*|clip\w*|bound(ed)?|constrain\w*)($|_)", re.IGNORECASE)
+_LOW = re.compile(r"^(lo|low|lower|min\w*|minimum|floor|start|a_min|smallest)$", re.IGNORECASE)
+_HIGH = re.compile(r"^(hi|high|upper|max\w*|maximum|ceil\w*|end|a_max|largest)$", re.IGNORECASE)
+
+
+def sorted_invariant(call: Call, max_examples: int) -> PropertyTest | None:
+    info = call.info
+    if not SORTING.search(info.name) or not call.args or call.receiver is not None:
+        return None
+    first = call.args[0]
+    if first.strategy.kind != "list" or info.is_async or info.is_generator:
+        return None
+    in_place = _returns_none(info)
+    lines = [f"before = list({first.var})", f"result = {call.expression()}"]
+    out = first.var if in_place else "result"
+    lines += [
+        f"out = list({out})",
+        "assert all(a <= b for a, b in zip(out, out[1:])), out",
+        "assert sorted(out) == sorted(before), (out, before)",
+    ]
+    name = f"test_{_slug(info.qualname)}_sorted_permutation"
+    code = _decorators(call, max_examples) + f"def {name}({', '.join(call.variables())}):\n" + _indent(lines)
+    return PropertyTest("sorted", name, code, (info.qualname,))
+
+
+def length_invariant(call: Call, max_examples: int) -> PropertyTest | None:
+    info = call.info
+    if not LENGTH_KEEPING.search(info.name) or not call.args or call.receiver is not None:
+        return None
+    first = call.args[0]
+    if first.strategy.kind not in ("list", "tuple", "str", "bytes") or info.is_async or _returns_none(info):
+        return None
+    lines = [f"result = {_invoke(info, call.expression())}", f"assert len(result) == len({first.var}), result"]
+    name = f"test_{_slug(info.qualname)}_keeps_length"
+    code = _decorators(call, max_examples) + f"def {name}({', '.join(call.variables())}):\n" + _indent(lines)
+    return PropertyTest("length", name, code, (info.qualname,))
+
+
+def clamp_invariant(call: Call, max_examples: int) -> PropertyTest | None:
+    info = call.info
+    if not CLAMPING.search(info.name) or len(call.args) != 3 or call.receiver is not None:
+        return None
+    if any(a.strategy.kind not in ("int", "float") for a in call.args) or info.is_async:
+        return None
+    low = [a.var for a in call.args if _LOW.match(a.param.name)]
+    high = [a.var for a in call.args if _HIGH.match(a.param.name)]
+    if len(low) != 1 or len(high) != 1:
+        return None
+    lines = [
+        f"assume({low[0]} <= {high[0]})",
+        f"result = {call.expression()}",
+        f"assert {low[0]} <= result <= {high[0]}, result",
+    ]
+    name = f"test_{_slug(info.qualname)}_within_bounds"
+    code = _decorators(call, max_examples) + f"def {name}({', '.join(call.variables())}):\n" + _indent(lines)
+    return PropertyTest("clamp", name, code, (info.qualname,))
+
+
+# ---- commutativity / associativity for binary operations ------------------------------------------------
+
+COMMUTATIVE = re.compile(
+    r"^(add|plus|sum|mul|multiply|times|product|gcd|lcm|max|min|maximum|minimum|union|intersect|intersection|"
+    r"hypot|dist|distance|overlap|xor|combine|merge_sets|same|equal|equals|eq)$",
+    re.IGNORECASE,
+)
+ASSOCIATIVE = re.compile(
+    r"^(add|plus|mul|multiply|times|gcd|lcm|max|min|maximum|minimum|union|intersect|intersection|concat|"
+    r"concatenate|compose|xor)$",
+    re.IGNORECASE,
+)
+
+
+def algebra(call: Call, max_examples: int) -> list[PropertyTest]:
+    info = call.info
+    if len(call.args) != 2 or call.receiver is not None or info.is_async or info.is_generator:
+        return []
+    a, b = call.args
+    if a.strategy.code != b.strategy.code or a.strategy.kind in ("any", "none"):
+        return []
+    bare = info.name.lstrip("_")
+    out: list[PropertyTest] = []
+    if COMMUTATIVE.match(bare):
+        swapped = call.expression({a.var: b.var, b.var: a.var})
+        lines = [f"assert _same({call.expression()}, {swapped})"]
+        name = f"test_{_slug(info.qualname)}_commutative"
+        code = _decorators(call, max_examples) + f"def {name}({', '.join(call.variables())}):\n" + _indent(lines)
+        out.append(PropertyTest("commutative", name, code, (info.qualname,), frozenset({"_same"})))
+    if ASSOCIATIVE.match(bare) and a.strategy.kind != "float":
+        third = f"{a.var}_third"
+        left = call.expression({a.var: call.expression(), b.var: third})
+        right = call.expression({b.var: call.expression({a.var: b.var, b.var: third})})
+        lines = [f"assert _same({left}, {right})"]
+        name = f"test_{_slug(info.qualname)}_associative"
+        code = _decorators(call, max_examples, [f"{third}={a.strategy.code}"])
+        code += f"def {name}({', '.join([*call.variables(), third])}):\n" + _indent(lines)
+        out.append(PropertyTest("associative", name, code, (info.qualname,), frozenset({"_same"})))
+    return out
+
+
+# ---- equivalence with the base version (refactors) ----------------------------------------------------
+
+
+def equivalence(call: Call, base_source: str, max_examples: int) -> tuple[PropertyTest, str] | None:
+    """A test that the head function behaves as its base version; returns it and the module-level loader code.
+
+    The base version is embedded as text and compiled into a copy of the head module's namespace, so its
+    helpers and imports resolve as they do in the head; nothing outside the repository is needed.
+    """
+    info = call.info
+    if info.class_name is not None and info.method_kind != "staticmethod":
+        return None
+    if info.is_async or info.is_generator or call.receiver is not None:
+        return None
+    try:
+        tree = ast.parse(base_source)
+    except SyntaxError:
+        return None
+    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.FunctionDef) or tree.body[0].name != info.name:
+        return None
+    base_name = f"base_{_slug(info.qualname)}"
+    constant = f"{base_name.upper()}_SOURCE"
+    loader = (
+        f"# The base version of {info.qualname}, before this change: the new code must behave the same.\n"
+        f"{constant} = {base_source!r}\n"
+        f"{base_name} = _load_base({constant}, {info.name!r})\n"
+    )
+    head_call = call.expression()
+    args = head_call[head_call.index("(") + 1 : -1]
+    lines = [
+        f"new = _outcome({MODULE_ALIAS}.{info.qualname}{', ' + args if args else ''})",
+        f"old = _outcome({base_name}{', ' + args if args else ''})",
+        "assert new[0] == old[0] and _same(new[1], old[1]), (new, old)",
+    ]
+    name = f"test_{_slug(info.qualname)}_matches_base"
+    code = _decorators(call, max_examples) + f"def {name}({', '.join(call.variables())}):\n" + _indent(lines)
+    test = PropertyTest("equivalence", name, code, (info.qualname,), frozenset({"_same", "_outcome", "_load_base"}))
+    return test, loader
+
+
+LOAD_BASE = '''def _load_base(source, name):
+    """Compile an older version of a function into a copy of the module's namespace."""
+    namespace = dict(vars(mod))
+    exec(compile(source, f"<base version of {name}>", "exec"), namespace)
+    return namespace[name]
+'''
+HELPERS["_load_base"] = LOAD_BASE.replace("vars(mod)", f"vars({MODULE_ALIAS})")
+
+
+def family_tests(
+    info: FunctionInfo,
+    module: ModuleInfo,
+    max_examples: int,
+    base_source: str | None = None,
+) -> tuple[list[PropertyTest], list[str]]:
+    """Every property test that applies to `info` (no-crash first) and module-level code they need."""
+    required = plan_call(info, module, optional=False)
+    if required is None:
+        return [], []
+    full = plan_call(info, module, optional=True) or required
+    tests: list[PropertyTest] = [no_crash(full, module, max_examples)]
+    preamble: list[str] = []
+    for forward, backward in inverse_pairs(module):
+        if info.qualname in (forward, backward):
+            first = plan_call(module.functions[forward], module, optional=False)
+            if first is not None:
+                found = roundtrip(first, module.functions[backward], module, max_examples)
+                if found is not None:
+                    tests.append(found)
+    for maker in (idempotent, sorted_invariant, length_invariant, clamp_invariant):
+        found = maker(required, max_examples)
+        if found is not None:
+            tests.append(found)
+    tests.extend(algebra(required, max_examples))
+    if base_source is not None and base_source.strip() != info.source.strip():
+        eq = equivalence(full, base_source, max_examples)
+        if eq is not None:
+            tests.append(eq[0])
+            preamble.append(eq[1])
+    return tests, preamble

@@ -1,0 +1,502 @@
+"""Signature model of a Python module read with `ast` (never imported) and annotation → Hypothesis strategy text."""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+ParamKind = Literal["positional_only", "positional_or_keyword", "var_positional", "keyword_only", "var_keyword"]
+StrategyKind = Literal[
+    "int", "float", "str", "bytes", "bool", "none", "list", "set", "dict", "tuple", "enum", "record", "number", "any"
+]
+
+# The alias under which a generated test imports the module under test; strategy text refers to it.
+MODULE_ALIAS = "mod"
+MAX_DEPTH = 3
+
+FLOATS = "st.floats(min_value=-1e9, max_value=1e9, allow_nan=False, allow_infinity=False)"
+UNIT_FLOATS = "st.floats(min_value=0.0, max_value=1.0, allow_nan=False)"
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    annotation: ast.expr | None
+    default: ast.expr | None
+    kind: ParamKind
+
+    @property
+    def required(self) -> bool:
+        return self.default is None and self.kind in ("positional_only", "positional_or_keyword", "keyword_only")
+
+
+@dataclass(frozen=True)
+class FunctionInfo:
+    """What a test writer may know about one function from its source text alone."""
+
+    name: str
+    qualname: str
+    class_name: str | None
+    method_kind: Literal["function", "method", "staticmethod", "classmethod"]
+    params: tuple[Param, ...]  # without self/cls
+    returns: ast.expr | None
+    decorators: tuple[str, ...]
+    docstring: str
+    start_line: int
+    end_line: int
+    is_async: bool
+    is_generator: bool
+    raises: frozenset[str]  # exception names raised by the body (and same-module helpers it calls)
+    complexity: int  # 1 + branches
+    source: str  # the function's text from its `def` line, dedented, decorators excluded
+
+
+@dataclass(frozen=True)
+class RecordInfo:
+    """A dataclass, NamedTuple or plain class whose constructor st.builds can fill."""
+
+    name: str
+    fields: tuple[Param, ...]
+
+
+@dataclass(frozen=True)
+class ModuleInfo:
+    functions: Mapping[str, FunctionInfo]  # by qualname
+    enums: frozenset[str]
+    records: Mapping[str, RecordInfo]
+    bound_names: frozenset[str]  # top-level names (defs, classes, imports, assignments)
+    imports: frozenset[str]  # top-level imported module names (for hints such as math/statistics)
+
+
+@dataclass(frozen=True)
+class Strategy:
+    code: str
+    kind: StrategyKind
+    exact: bool  # derived from an annotation or a default value, not a name guess
+    element: Strategy | None = field(default=None, compare=False)  # element strategy of a collection
+
+
+# ---- the module model ---------------------------------------------------------------------------
+
+
+def parse_module(text: str) -> ModuleInfo:
+    """The signature model of a module's source text (SyntaxError propagates)."""
+    tree = ast.parse(text)
+    functions: dict[str, FunctionInfo] = {}
+    enums: set[str] = set()
+    records: dict[str, RecordInfo] = {}
+    bound: set[str] = set()
+    imports: set[str] = set()
+    lines = text.splitlines()
+    raises_by_name: dict[str, set[str]] = {}
+    calls_by_name: dict[str, set[str]] = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            bound.add(node.name)
+            functions[node.name] = _function(node, None, lines)
+            raises_by_name[node.name], calls_by_name[node.name] = _raises_and_calls(node)
+        elif isinstance(node, ast.ClassDef):
+            bound.add(node.name)
+            bases = {_dotted(b).rsplit(".", 1)[-1] for b in node.bases}
+            if bases & {"Enum", "IntEnum", "StrEnum", "Flag", "IntFlag"}:
+                enums.add(node.name)
+            record = _record(node, bases)
+            if record is not None:
+                records[node.name] = record
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
+                    info = _function(item, node.name, lines)
+                    functions[info.qualname] = info
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            for alias in node.names:
+                bound.add((alias.asname or alias.name).split(".")[0])
+                if isinstance(node, ast.Import):
+                    imports.add(alias.name.split(".")[0])
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imports.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            bound.update(t.id for t in targets if isinstance(t, ast.Name))
+    # a function may raise what the same-module helpers it calls raise (one level)
+    for name, info in list(functions.items()):
+        if info.class_name is None:
+            extra = set().union(*(raises_by_name.get(c, set()) for c in calls_by_name.get(name, set())))
+            if extra - info.raises:
+                functions[name] = _replace_raises(info, info.raises | extra)
+    return ModuleInfo(functions, frozenset(enums), records, frozenset(bound), frozenset(imports))
+
+
+def _replace_raises(info: FunctionInfo, raises: frozenset[str] | set[str]) -> FunctionInfo:
+    from dataclasses import replace
+
+    return replace(info, raises=frozenset(raises))
+
+
+def _dotted(node: ast.expr) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return f"{_dotted(node.value)}.{node.attr}"
+    if isinstance(node, ast.Call):
+        return _dotted(node.func)
+    if isinstance(node, ast.Subscript):
+        return _dotted(node.value)
+    return ""
+
+
+def _params(args: ast.arguments) -> list[Param]:
+    out: list[Param] = []
+    positional = [*args.posonlyargs, *args.args]
+    defaults: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
+    for i, (arg, default) in enumerate(zip(positional, defaults, strict=True)):
+        kind: ParamKind = "positional_only" if i < len(args.posonlyargs) else "positional_or_keyword"
+        out.append(Param(arg.arg, arg.annotation, default, kind))
+    if args.vararg is not None:
+        out.append(Param(args.vararg.arg, args.vararg.annotation, None, "var_positional"))
+    for arg, kw_default in zip(args.kwonlyargs, args.kw_defaults, strict=True):
+        out.append(Param(arg.arg, arg.annotation, kw_default, "keyword_only"))
+    if args.kwarg is not None:
+        out.append(Param(args.kwarg.arg, args.kwarg.annotation, None, "var_keyword"))
+    return out
+
+
+_BRANCHES = (ast.If, ast.For, ast.While, ast.Try, ast.IfExp, ast.BoolOp, ast.comprehension, ast.Match, ast.With)
+
+
+def _function(node: ast.FunctionDef | ast.AsyncFunctionDef, cls: str | None, lines: list[str]) -> FunctionInfo:
+    decorators = tuple(_dotted(d) for d in node.decorator_list)
+    params = _params(node.args)
+    method_kind: Literal["function", "method", "staticmethod", "classmethod"] = "function"
+    if cls is not None:
+        if "staticmethod" in decorators:
+            method_kind = "staticmethod"
+        else:
+            method_kind = "classmethod" if "classmethod" in decorators else "method"
+            params = params[1:] if params and params[0].kind != "var_positional" else params
+    own = [n for n in ast.walk(node) if not _nested_scope(n, node)]
+    is_generator = any(isinstance(n, ast.Yield | ast.YieldFrom) for n in own)
+    raises, _ = _raises_and_calls(node)
+    start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+    end = node.end_lineno or node.lineno
+    source = _dedent("\n".join(lines[node.lineno - 1 : end]))  # from the def line: decorators dropped
+    return FunctionInfo(
+        name=node.name,
+        qualname=f"{cls}.{node.name}" if cls else node.name,
+        class_name=cls,
+        method_kind=method_kind,
+        params=tuple(params),
+        returns=node.returns,
+        decorators=decorators,
+        docstring=ast.get_docstring(node) or "",
+        start_line=start,
+        end_line=end,
+        is_async=isinstance(node, ast.AsyncFunctionDef),
+        is_generator=is_generator,
+        raises=frozenset(raises),
+        complexity=1 + sum(isinstance(n, _BRANCHES) for n in own),
+        source=source,
+    )
+
+
+def _nested_scope(n: ast.AST, root: ast.AST) -> bool:
+    return n is not root and isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef)
+
+
+def _raises_and_calls(node: ast.AST) -> tuple[set[str], set[str]]:
+    raises: set[str] = set()
+    calls: set[str] = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Raise) and n.exc is not None:
+            name = _dotted(n.exc).rsplit(".", 1)[-1]
+            if name:
+                raises.add(name)
+        elif isinstance(n, ast.Call) and isinstance(n.func, ast.Name):
+            calls.add(n.func.id)
+    return raises, calls
+
+
+def _dedent(text: str) -> str:
+    import textwrap
+
+    return textwrap.dedent(text)
+
+
+def _record(node: ast.ClassDef, bases: set[str]) -> RecordInfo | None:
+    decorators = {_dotted(d).rsplit(".", 1)[-1] for d in node.decorator_list}
+    if "dataclass" in decorators or "NamedTuple" in bases:
+        fields: list[Param] = []
+        for item in node.body:
+            if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+                if _dotted(item.annotation).rsplit(".", 1)[-1] == "ClassVar":
+                    continue
+                default = item.value
+                if isinstance(default, ast.Call) and _dotted(default.func).endswith("field"):
+                    has = any(k.arg in ("default", "default_factory") for k in default.keywords)
+                    default = default if has else None
+                fields.append(Param(item.target.id, item.annotation, default, "positional_or_keyword"))
+        return RecordInfo(node.name, tuple(fields))
+    for item in node.body:
+        if isinstance(item, ast.FunctionDef) and item.name == "__init__":
+            params = _params(item.args)[1:]
+            if all(p.annotation is not None or not p.required for p in params):
+                return RecordInfo(
+                    node.name, tuple(p for p in params if p.kind not in ("var_positional", "var_keyword"))
+                )
+            return None
+    return None
+
+
+# ---- annotation → strategy ----------------------------------------------------------------------
+
+_SIMPLE: dict[str, tuple[str, StrategyKind]] = {
+    "int": ("st.integers()", "int"),
+    "float": (FLOATS, "float"),
+    "str": ("st.text()", "str"),
+    "bytes": ("st.binary()", "bytes"),
+    "bytearray": ("st.binary().map(bytearray)", "bytes"),
+    "bool": ("st.booleans()", "bool"),
+    "complex": ("st.complex_numbers(allow_nan=False, allow_infinity=False, max_magnitude=1e9)", "number"),
+    "None": ("st.none()", "none"),
+    "NoneType": ("st.none()", "none"),
+    "Decimal": ("st.decimals(allow_nan=False, allow_infinity=False)", "number"),
+    "Fraction": ("st.fractions()", "number"),
+    "date": ("st.dates()", "any"),
+    "datetime": ("st.datetimes()", "any"),
+    "time": ("st.times()", "any"),
+    "timedelta": ("st.timedeltas()", "any"),
+    "UUID": ("st.uuids()", "any"),
+    "list": ("st.lists(st.integers())", "list"),
+    "List": ("st.lists(st.integers())", "list"),
+    "dict": ("st.dictionaries(st.text(), st.integers())", "dict"),
+    "Dict": ("st.dictionaries(st.text(), st.integers())", "dict"),
+    "set": ("st.sets(st.integers())", "set"),
+    "Set": ("st.sets(st.integers())", "set"),
+    "frozenset": ("st.frozensets(st.integers())", "set"),
+    "tuple": ("st.lists(st.integers()).map(tuple)", "tuple"),
+    "Any": ("st.none() | st.booleans() | st.integers() | st.text()", "any"),
+    "object": ("st.none() | st.booleans() | st.integers() | st.text()", "any"),
+}
+_SEQUENCES = {"list", "List", "Sequence", "MutableSequence", "Iterable", "Collection", "Reversible"}
+_SETS = {"set", "Set", "frozenset", "FrozenSet", "AbstractSet", "MutableSet"}
+_MAPPINGS = {"dict", "Dict", "Mapping", "MutableMapping", "OrderedDict", "defaultdict"}
+_ITERATORS = {"Iterator", "Generator"}
+
+
+def strategy_for(
+    annotation: ast.expr | None,
+    *,
+    name: str = "",
+    default: ast.expr | None = None,
+    module: ModuleInfo | None = None,
+    hint: str = "",
+    depth: int = 0,
+) -> Strategy | None:
+    """Strategy source text for a parameter, from its annotation, else its default, else its name; None if unknown.
+
+    `hint` is the function's name and docstring, used only by name-based guesses.
+    """
+    if annotation is not None:
+        found = _from_annotation(annotation, module, depth)
+        if found is not None:
+            return found
+        return None
+    if default is not None:
+        found = _from_default(default, name)
+        if found is not None:
+            return found
+    return guess_from_name(name, hint, module)
+
+
+def _from_annotation(node: ast.expr, module: ModuleInfo | None, depth: int) -> Strategy | None:
+    if depth > MAX_DEPTH:
+        return None
+    if isinstance(node, ast.Constant):
+        if node.value is None:
+            return Strategy("st.none()", "none", True)
+        if isinstance(node.value, str):  # a string (forward) annotation
+            try:
+                inner = ast.parse(node.value, mode="eval").body
+            except SyntaxError:
+                return None
+            return _from_annotation(inner, module, depth)
+        return None
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        return _union([node.left, node.right], module, depth)
+    if isinstance(node, ast.Name | ast.Attribute):
+        full = _dotted(node)
+        last = full.rsplit(".", 1)[-1]
+        if module is not None and "." not in full:
+            if last in module.enums:
+                return Strategy(f"st.sampled_from({MODULE_ALIAS}.{last})", "enum", True)
+            if last in module.records:
+                return _builds(module.records[last], module, depth)
+        if last in _SIMPLE:
+            code, kind = _SIMPLE[last]
+            return Strategy(code, kind, True)
+        if module is not None and "." not in full and full in module.bound_names:
+            return Strategy(f"st.from_type({MODULE_ALIAS}.{full})", "any", False)
+        return None
+    if isinstance(node, ast.Subscript):
+        base = _dotted(node.value).rsplit(".", 1)[-1]
+        args = list(node.slice.elts) if isinstance(node.slice, ast.Tuple) else [node.slice]
+        if base == "Optional" and len(args) == 1:
+            return _union([args[0], ast.Constant(None)], module, depth)
+        if base == "Union":
+            return _union(args, module, depth)
+        if base == "Annotated" and args:
+            return _from_annotation(args[0], module, depth)
+        if base == "Literal":
+            values = [a for a in args if isinstance(a, ast.Constant)]
+            if len(values) != len(args) or not values:
+                return None
+            kinds = {type(v.value).__name__ for v in values}
+            kind: StrategyKind = _kind_of(kinds.pop()) if len(kinds) == 1 else "any"
+            return Strategy(f"st.sampled_from([{', '.join(repr(v.value) for v in values)}])", kind, True)
+        if base in _SEQUENCES | _SETS | _ITERATORS and len(args) == 1:
+            elem = _from_annotation(args[0], module, depth + 1)
+            if elem is None:
+                return None
+            if base in _SETS:
+                maker = "st.frozensets" if base.lower().startswith("frozen") else "st.sets"
+                return Strategy(f"{maker}({elem.code}, max_size=20)", "set", elem.exact, elem)
+            if base in _ITERATORS:
+                return Strategy(f"st.lists({elem.code}, max_size=20).map(iter)", "any", elem.exact, elem)
+            return Strategy(f"st.lists({elem.code}, max_size=20)", "list", elem.exact, elem)
+        if base in _MAPPINGS and len(args) == 2:
+            key = _from_annotation(args[0], module, depth + 1)
+            value = _from_annotation(args[1], module, depth + 1)
+            if key is None or value is None:
+                return None
+            return Strategy(
+                f"st.dictionaries({key.code}, {value.code}, max_size=20)", "dict", key.exact and value.exact
+            )
+        if base in ("tuple", "Tuple"):
+            if len(args) == 2 and isinstance(args[1], ast.Constant) and args[1].value is Ellipsis:
+                elem = _from_annotation(args[0], module, depth + 1)
+                if elem is None:
+                    return None
+                return Strategy(f"st.lists({elem.code}, max_size=20).map(tuple)", "tuple", elem.exact, elem)
+            parts = [_from_annotation(a, module, depth + 1) for a in args]
+            if any(p is None for p in parts):
+                return None
+            done = [p for p in parts if p is not None]
+            return Strategy(f"st.tuples({', '.join(p.code for p in done)})", "tuple", all(p.exact for p in done))
+        if base in ("Type", "type") and len(args) == 1 and isinstance(args[0], ast.Name):
+            return Strategy(f"st.just({args[0].id})", "any", True) if args[0].id in _SIMPLE else None
+        return None
+    return None
+
+
+def _kind_of(type_name: str) -> StrategyKind:
+    return {"int": "int", "str": "str", "bytes": "bytes", "bool": "bool", "float": "float"}.get(  # type: ignore[return-value]
+        type_name, "any"
+    )
+
+
+def _union(members: list[ast.expr], module: ModuleInfo | None, depth: int) -> Strategy | None:
+    parts = [_from_annotation(m, module, depth + 1) for m in members]
+    if any(p is None for p in parts):
+        return None
+    done = [p for p in parts if p is not None]
+    kinds = {p.kind for p in done if p.kind != "none"}
+    kind: StrategyKind = kinds.pop() if len(kinds) == 1 else "any"
+    return Strategy(" | ".join(p.code for p in done), kind, all(p.exact for p in done))
+
+
+def _builds(record: RecordInfo, module: ModuleInfo, depth: int) -> Strategy | None:
+    kwargs: list[str] = []
+    for f in record.fields:
+        strat = _from_annotation(f.annotation, module, depth + 1) if f.annotation is not None else None
+        if strat is None:
+            if f.required:
+                return None
+            continue
+        kwargs.append(f"{f.name}={strat.code}")
+    inner = ", ".join([f"{MODULE_ALIAS}.{record.name}", *kwargs])
+    return Strategy(f"st.builds({inner})", "record", True)
+
+
+def _from_default(default: ast.expr, name: str) -> Strategy | None:
+    try:
+        value = ast.literal_eval(default)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+    if isinstance(value, bool):
+        return Strategy("st.booleans()", "bool", True)
+    if isinstance(value, int):
+        guessed = guess_from_name(name, "", None)
+        if guessed is not None and guessed.kind == "int":
+            return Strategy(guessed.code, "int", True)
+        return Strategy("st.integers(min_value=-1000, max_value=1000)", "int", True)
+    if isinstance(value, float):
+        return Strategy(FLOATS, "float", True)
+    if isinstance(value, str):
+        return Strategy("st.text()", "str", True)
+    if isinstance(value, bytes):
+        return Strategy("st.binary()", "bytes", True)
+    return None
+
+
+# name-based guesses: documented, deliberately small, and marked inexact
+_SIZE_NAMES = re.compile(
+    r"^(n|k|count|size|width|height|length|len|num|number_of_.*|indent|times|repeat|limit|maxsize|max_.*|min_.*|"
+    r"level|depth|tabsize|columns|cols|rows|precision|digits|places|ndigits)$"
+)
+_INDEX_NAMES = re.compile(r"^(i|j|idx|index|pos|position|start|stop|end|step|offset|lo|hi|low|high)$")
+_TEXT_NAMES = re.compile(
+    r"^(text|s|string|str|name|prefix|suffix|sep|separator|word|words_str|line|label|title|msg|message|url|uri|"
+    r"path|p|filename|fname|char|chars|pattern|template|source|src|sentence|query|qs|content|html|css|cmd|"
+    r"command|s1|s2|a_str|value_str|key|token|code|fmt|format_spec|encoding|errors|safe)$"
+)
+_BYTES_NAMES = re.compile(r"^(b|bs|buf|buffer|raw|payload|blob|data_bytes|bytes_|octets)$")
+_LIST_NAMES = re.compile(r"^(items|seq|sequence|iterable|values|elements|lst|list_|arr|array|xs|heap|nums|numbers)$")
+_FLOAT_NAMES = re.compile(r"^(x|y|z|t|ratio|fraction|weight|alpha|beta|angle|factor|scale|amount|price)$")
+_COLOUR_FUNCS = re.compile(r"(rgb|hsv|hls|yiq|hsl|cmyk)", re.IGNORECASE)
+_BOUNDED: dict[str, str] = {
+    "year": "st.integers(min_value=1, max_value=9999)",
+    "y1": "st.integers(min_value=1, max_value=9999)",
+    "y2": "st.integers(min_value=1, max_value=9999)",
+    "month": "st.integers(min_value=1, max_value=12)",
+    "day": "st.integers(min_value=1, max_value=28)",
+    "hour": "st.integers(min_value=0, max_value=23)",
+    "minute": "st.integers(min_value=0, max_value=59)",
+    "second": "st.integers(min_value=0, max_value=59)",
+    "weekday": "st.integers(min_value=0, max_value=6)",
+}
+_BYTES_DOC = re.compile(r"bytes-like|bytes object|bytestring|byte string|\bbytes\b", re.IGNORECASE)
+_NUMERIC_DOC = re.compile(r"\b(mean|median|mode|variance|number|numeric|sample|average|sum)\b", re.IGNORECASE)
+
+
+def guess_from_name(name: str, hint: str, module: ModuleInfo | None) -> Strategy | None:
+    """A strategy guessed from a parameter's name (and the function's name/docstring in `hint`)."""
+    lowered = name.lower()
+    if lowered in _BOUNDED:
+        return Strategy(_BOUNDED[lowered], "int", False)
+    if _COLOUR_FUNCS.search(hint.split("\n", 1)[0]) and len(lowered) == 1:
+        return Strategy(UNIT_FLOATS, "float", False)
+    if _SIZE_NAMES.match(lowered):
+        return Strategy("st.integers(min_value=0, max_value=100)", "int", False)
+    if _INDEX_NAMES.match(lowered):
+        return Strategy("st.integers(min_value=-100, max_value=100)", "int", False)
+    doc = hint.split("\n", 1)[1] if "\n" in hint else ""
+    if lowered in ("s", "data", "string", "input", "b", "buf") and _BYTES_DOC.search(doc) and "str" not in doc.split():
+        return Strategy("st.binary()", "bytes", False)
+    if lowered == "data":
+        if _NUMERIC_DOC.search(doc) or (module is not None and module.imports & {"math", "statistics", "fractions"}):
+            return Strategy(f"st.lists({FLOATS}, min_size=1, max_size=20)", "list", False)
+        return Strategy("st.binary()", "bytes", False)
+    if _BYTES_NAMES.match(lowered):
+        return Strategy("st.binary()", "bytes", False)
+    if _TEXT_NAMES.match(lowered) or lowered.endswith(("_text", "_str", "_name", "_path", "_string")):
+        return Strategy("st.text()", "str", False)
+    if _LIST_NAMES.match(lowered):
+        elem = Strategy("st.integers()", "int", False)
+        return Strategy("st.lists(st.integers(), max_size=20)", "list", False, elem)
+    if _FLOAT_NAMES.match(lowered):
+        return Strategy(FLOATS, "float", False)
+    if lowered.startswith(("is_", "has_", "use_", "allow_", "enable_")):
+        return Strategy("st.booleans()", "bool", False)
+    return None
