@@ -1,0 +1,27 @@
+"""Feature handlers, each owning a Router; `routers()` is the list the dispatcher composes."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.routing import Router
+
+# Feature modules in dispatch order; each exposes `router`. Modules not written yet are skipped.
+FEATURES = ("review", "commands", "feedback", "installation")
+
+
+def routers() -> list[Router]:
+    """Every feature's router, imported on first use so the receiver never pays for them."""
+    out: list[Router] = []
+    for name in FEATURES:
+        module_name = f"{__name__}.{name}"
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue
+            raise
+        out.append(module.router)
+    return out

@@ -34,6 +34,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import difflib
+import functools
 import itertools
 import json
 import re
@@ -71,6 +72,12 @@ DOCS = "https://docs.github.com/rest"
 class AppKeys:
     private_pem: str
     public_pem: str
+
+
+@functools.cache
+def shared_app_keys() -> AppKeys:
+    """One key pair per test process (RSA generation costs ~50 ms)."""
+    return generate_app_keys()
 
 
 def generate_app_keys() -> AppKeys:
