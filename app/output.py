@@ -80,9 +80,11 @@ def render_text(review: Review) -> str:
     for f in review.findings:
         cwe = f" (CWE-{f.cwe})" if f.cwe else ""
         lines.append(f"{f.path}:{f.start_line}: {f.severity.label.upper()} {f.rule}{cwe}: {f.message}")
-        if f.fix is not None:
+        if f.fix is not None and not f.fix.replacement.strip():
+            lines.append(f"    suggestion: delete line(s) {f.fix.start_line}-{f.fix.end_line}")
+        elif f.fix is not None:
             lines.append("    suggestion:")
-            lines.extend(f"      {ln}" for ln in f.fix.replacement.splitlines() or [""])
+            lines.extend(f"      {ln}" for ln in f.fix.replacement.splitlines())
     if review.findings:
         lines.append("")
     lines.append(f"diffwise: {len(review.reviewed_files)} file(s) reviewed, {_counts(review)}.")
