@@ -201,7 +201,7 @@ class JobQueue:
     def _run(self, delivery: Delivery, debounced: bool) -> None:
         target = pull_target(delivery)
         if target is None:
-            asyncio.run(self._call_dispatch(delivery))
+            asyncio.run(self._run_watched(delivery, None))
             self.ledger.finish(delivery.id, "done")
             return
         if not debounced:
@@ -222,7 +222,8 @@ class JobQueue:
         if outcome == "done":
             self.ledger.finish(delivery.id, "done")
 
-    async def _run_watched(self, delivery: Delivery, target: PullTarget) -> str:
+    async def _run_watched(self, delivery: Delivery, target: PullTarget | None) -> str:
+        """Run dispatch while renewing the job's lease; for a PR review, cancel it once a newer push arrives."""
         job = asyncio.ensure_future(self._call_dispatch(delivery))
         renew_every, last_renew = self.policy.lease / 3, time.monotonic()
         while True:
@@ -230,7 +231,7 @@ class JobQueue:
             if done:
                 job.result()
                 return "done"
-            if await asyncio.to_thread(self._superseded, target, delivery):
+            if target is not None and await asyncio.to_thread(self._superseded, target, delivery):
                 job.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await job
@@ -239,9 +240,10 @@ class JobQueue:
                 last_renew = time.monotonic()
                 await asyncio.to_thread(self._renew, delivery, target)
 
-    def _renew(self, delivery: Delivery, target: PullTarget) -> None:
+    def _renew(self, delivery: Delivery, target: PullTarget | None) -> None:
         self.ledger.renew(delivery.id, self.owner, self.policy.lease)
-        self.ledger.renew_lock(target.key, self.owner, self.policy.lease)
+        if target is not None:
+            self.ledger.renew_lock(target.key, self.owner, self.policy.lease)
 
     def _superseded(self, target: PullTarget, delivery: Delivery) -> bool:
         newest = self.ledger.newest(target.key)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import io
 import json
 import logging
 import threading
@@ -22,6 +23,7 @@ from app.deliveries import Head
 from app.delivery import Delivery
 from app.errors import PermanentError, RetryLater
 from app.jobs import JobPolicy, JobQueue, pull_target
+from app.logs import setup_logging
 from app.settings import Settings
 
 FAST = JobPolicy(max_attempts=3, backoff_base=7.0, debounce=5.0, lock_retry=3.0, lease=30.0, poll=0.05)
@@ -69,7 +71,8 @@ def make_queue(job_settings: Settings) -> Iterator[Callable[..., JobQueue]]:
 def drain(q: JobQueue, limit: int = 200) -> int:
     ran = 0
     for _ in range(limit):
-        task = q.huey.dequeue()
+        # Check first: RedisHuey's dequeue blocks for a second on an empty queue.
+        task = q.huey.dequeue() if q.huey.pending_count() else None
         if task is None:
             return ran
         q.huey.execute(task, FAR_FUTURE)
@@ -150,7 +153,7 @@ def test_unexpected_errors_back_off_then_dead_letter(
             delays += scheduled_delays(q)
     assert delays == [7, 14]  # exponential backoff from backoff_base
     assert len(rec.calls) == FAST.max_attempts
-    assert q.huey.dequeue() is None
+    assert q.huey.pending_count() == 0
     assert q.ledger.state("dead-1") == "dead"
     [letter] = q.dead_letters.recent()
     assert letter.delivery_id == "dead-1"
@@ -286,3 +289,32 @@ def test_embedded_consumer_runs_submitted_jobs(make_queue: Callable[..., JobQueu
 def test_pull_target(event: str, body: bytes, expected: tuple[str, str] | None) -> None:
     target = pull_target(Delivery("x", event, body, "", 0.0))
     assert (None if target is None else (target.key, target.head_sha)) == expected
+
+
+def test_job_log_lines_carry_delivery_and_repo_and_mask_secrets(
+    make_queue: Callable[..., JobQueue], job_settings: Settings
+) -> None:
+    token = "ghs_" + "A1b2" * 9
+
+    def leaky(_: Delivery) -> None:
+        raise PermanentError(f"bad credentials {token} with secret {job_settings.webhook_secret}")
+
+    stream, root = io.StringIO(), logging.getLogger()
+    level = root.level
+    setup_logging("info", "json", job_settings.secrets, stream=stream)
+    try:
+        q = make_queue(Recorder(leaky))
+        q.submit(delivery("log-1"))
+        drain(q)
+    finally:
+        for handler in [h for h in root.handlers if getattr(h, "_diffwise", False)]:
+            root.removeHandler(handler)
+        root.setLevel(level)
+    entries = [json.loads(line) for line in stream.getvalue().splitlines()]
+    [dead] = [e for e in entries if e["level"] == "error"]
+    assert dead["delivery_id"] == "log-1"
+    assert dead["repo"] == "octo/repo"
+    assert "dead letter" in dead["msg"]
+    assert token not in stream.getvalue()
+    assert str(job_settings.webhook_secret) not in stream.getvalue()
+    assert "***" in dead["msg"]
