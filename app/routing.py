@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -81,9 +82,9 @@ def compose(routers: Iterable[Router]) -> Router:
     return Router(*routers)
 
 
+_KEY = re.compile(r"[a-z_]+(\.[a-z_]+)?")
+
+
 def _check_key(key: str) -> None:
-    if key == WILDCARD:
-        return
-    event, _, action = key.partition(".")
-    if not event or not event.replace("_", "").isalnum() or (action and not action.replace("_", "").isalnum()):
+    if key != WILDCARD and not _KEY.fullmatch(key):
         raise ValueError(f"bad event key {key!r}: expected 'event' or 'event.action'")
