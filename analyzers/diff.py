@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
@@ -12,12 +12,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import unidiff
+from unidiff.constants import LINE_TYPE_NO_NEWLINE
 
 Side = Literal["RIGHT", "LEFT"]
 
 # GitHub's limits: the diff media type refuses PRs over 300 files; the files API lists up to 3,000.
 GITHUB_DIFF_FILE_LIMIT = 300
 GITHUB_FILES_API_LIMIT = 3000
+# place(): how many lines outside a hunk a finding may sit and still be moved onto the hunk's edge.
+NEAREST_SLACK = 3
 
 
 class FileStatus(StrEnum):
@@ -52,6 +55,8 @@ class Hunk:
     new_length: int
     header: str  # the text after the second @@ (often the enclosing function, per git)
     lines: tuple[Line, ...]
+    old_missing_newline: bool = False  # "\\ No newline at end of file" after the old side's last line
+    new_missing_newline: bool = False  # ... after the new side's last line
 
     @cached_property
     def added(self) -> tuple[int, ...]:
@@ -77,6 +82,11 @@ class Hunk:
     @property
     def new_end(self) -> int:
         return self.new_start + max(self.new_length, 1) - 1
+
+    def span(self, side: Side = "RIGHT") -> tuple[int, int] | None:
+        """First and last commentable line on `side` (contiguous), or None when the side is empty."""
+        lines = self.lines_on(side)
+        return (lines[0], lines[-1]) if lines else None
 
 
 @dataclass(frozen=True)
@@ -156,6 +166,10 @@ class ChangeSet:
         text = _decode(diff)
         if not text.strip():
             return cls()
+        first_line_end = text.find("\n")
+        if first_line_end > 0 and text[first_line_end - 1] == "\r":
+            # the whole diff went through a CRLF conversion (headers never end in CR): undo it
+            text = text.replace("\r\n", "\n")
         try:
             patch = unidiff.PatchSet(text)
         except unidiff.UnidiffParseError as exc:
@@ -174,8 +188,12 @@ class ChangeSet:
         """Build from GitHub's `GET /pulls/{n}/files` items, whose `patch` has no ---/+++ header."""
         out: list[ChangedFile] = []
         skipped: list[Skipped] = []
-        for item in files:
+        for n, item in enumerate(files):
             path = str(item.get("filename") or "")
+            if n >= GITHUB_FILES_API_LIMIT:
+                if path:
+                    skipped.append(Skipped(path, f"beyond GitHub's {GITHUB_FILES_API_LIMIT}-file listing limit"))
+                continue
             if not path:
                 continue
             old_path = item.get("previous_filename")
@@ -183,9 +201,10 @@ class ChangeSet:
             patch = item.get("patch")
             changes = int(item.get("changes") or 0)
             if patch is None:
-                if gh_status == "renamed" and changes == 0:
-                    out.append(ChangedFile(path, FileStatus.RENAMED, (), old_path=old_path))
-                elif changes == 0 and gh_status == "modified":
+                if changes == 0 and gh_status in ("renamed", "copied"):
+                    status = FileStatus.RENAMED if gh_status == "renamed" else FileStatus.COPIED
+                    out.append(ChangedFile(path, status, (), old_path=old_path))
+                elif changes == 0 and gh_status in ("modified", "changed", "unchanged"):
                     out.append(ChangedFile(path, FileStatus.MODE_ONLY, ()))
                 elif changes == 0 and gh_status in ("added", "removed"):
                     skipped.append(Skipped(path, "binary file or empty file (no patch from GitHub)"))
@@ -217,12 +236,20 @@ class ChangeSet:
         return cls(tuple(out), tuple(skipped))
 
     @classmethod
-    def from_git(cls, repo: str | Path, base: str, head: str | None = None) -> ChangeSet:
-        """The change base..head in a local repository (head None: base against the working tree)."""
+    def from_git(cls, repo: str | Path, base: str, head: str | None = None, *, merge_base: bool = False) -> ChangeSet:
+        """The change base..head in a local repository (head None: base against the working tree).
+
+        merge_base=True diffs from the merge base of base and head (`base...head`), as a pull request does.
+        """
         args = ["git", "-C", str(repo), "-c", "core.quotepath=false", "diff", "--no-color", "--no-ext-diff"]
-        args += ["--find-renames", "--src-prefix=a/", "--dst-prefix=b/", base]
-        if head is not None:
-            args.append(head)
+        args += ["--no-textconv", "--find-renames", "--src-prefix=a/", "--dst-prefix=b/"]
+        if head is None:
+            args.append(base)
+        elif merge_base:
+            args.append(f"{base}...{head}")
+        else:
+            args += [base, head]
+        args.append("--")
         proc = subprocess.run(args, capture_output=True, check=False)
         if proc.returncode != 0:
             message = proc.stderr.decode("utf-8", "replace").strip().splitlines()
@@ -252,15 +279,45 @@ def _decode(data: str | bytes) -> str:
 
 
 def _strip_prefix(name: str | None) -> str | None:
-    if name is None or name == "/dev/null":
+    if name is None:
+        return None
+    name = _unquote(name.rstrip("\t"))
+    if name == "/dev/null":
         return None
     if name.startswith(("a/", "b/")):
         return name[2:]
     return name
 
 
+_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
+
+
+def _unquote(name: str) -> str:
+    """Undo git's C-style quoting of unusual paths: "a/caf\\303\\251 \\"x\\".txt" → a/café "x".txt."""
+    if len(name) < 2 or not (name.startswith('"') and name.endswith('"')):
+        return name
+    body, out, i = name[1:-1], bytearray(), 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\" and i + 1 < len(body):
+            nxt = body[i + 1]
+            octal = body[i + 1 : i + 4]
+            if len(octal) == 3 and all(c in "01234567" for c in octal):
+                out.append(int(octal, 8) & 0xFF)
+                i += 4
+                continue
+            if nxt in _ESCAPES:
+                out.append(_ESCAPES[nxt])
+                i += 2
+                continue
+        out.extend(ch.encode("utf-8", "surrogateescape"))
+        i += 1
+    return out.decode("utf-8", "replace")
+
+
 def _hunk(h: unidiff.Hunk) -> Hunk:
     lines: list[Line] = []
+    old_missing = new_missing = False
     for ln in h:
         if ln.line_type == unidiff.LINE_TYPE_ADDED:
             kind = LineKind.ADDED
@@ -268,7 +325,12 @@ def _hunk(h: unidiff.Hunk) -> Hunk:
             kind = LineKind.REMOVED
         elif ln.line_type == unidiff.LINE_TYPE_CONTEXT:
             kind = LineKind.CONTEXT
-        else:  # "\ No newline at end of file" and empty markers carry no line
+        else:
+            if ln.line_type == LINE_TYPE_NO_NEWLINE and lines:
+                # the marker applies to the line just before it, on that line's side(s)
+                last = lines[-1].kind
+                old_missing = old_missing or last is not LineKind.ADDED
+                new_missing = new_missing or last is not LineKind.REMOVED
             continue
         text = ln.value.rstrip("\n")
         if text.endswith("\r"):
@@ -276,7 +338,10 @@ def _hunk(h: unidiff.Hunk) -> Hunk:
         old = ln.source_line_no if kind is not LineKind.ADDED else None
         new = ln.target_line_no if kind is not LineKind.REMOVED else None
         lines.append(Line(kind, old, new, text))
-    return Hunk(h.source_start, h.source_length, h.target_start, h.target_length, h.section_header, tuple(lines))
+    header = h.section_header or ""
+    return Hunk(
+        h.source_start, h.source_length, h.target_start, h.target_length, header, tuple(lines), old_missing, new_missing
+    )
 
 
 def _from_patched_file(pf: unidiff.PatchedFile) -> ChangedFile:
@@ -286,9 +351,7 @@ def _from_patched_file(pf: unidiff.PatchedFile) -> ChangedFile:
     hunks = tuple(_hunk(h) for h in pf)
     path = target or source or pf.path
     if pf.is_binary_file:
-        # unidiff gives "a/x" / "b/x" style names from the "Binary files ... differ" line
-        path = _strip_prefix(pf.path) or pf.path
-        return ChangedFile(path, FileStatus.BINARY, (), is_binary=True)
+        return ChangedFile(path, FileStatus.BINARY, (), old_path=source if source != path else None, is_binary=True)
     old_path: str | None = None
     if pf.is_added_file:
         status = FileStatus.ADDED
@@ -351,40 +414,67 @@ class Placement:
 
 
 def place(
-    changeset: ChangeSet, path: str, start_line: int, end_line: int | None = None, side: Side = "RIGHT"
+    changeset: ChangeSet,
+    path: str,
+    start_line: int,
+    end_line: int | None = None,
+    side: Side = "RIGHT",
+    slack: int = NEAREST_SLACK,
 ) -> Placement:
     """Where GitHub will accept a comment for lines start..end of `path` on `side`.
 
-    Exact when the end line is commentable (the range is clipped to the part inside that hunk);
-    otherwise the nearest commentable line of the hunk whose span covers the location; otherwise
-    OUTSIDE, which the publisher turns into a summary entry (never a 422).
+    EXACT when the range touches a hunk: it is clipped to the hunk holding its end line (or, failing
+    that, the last hunk it overlaps), because a multi-line comment must stay inside one hunk. NEAREST
+    when the range lies outside every hunk but within `slack` lines of one: the comment moves to that
+    hunk's closest line, flagged. Otherwise OUTSIDE, which the publisher turns into a summary entry
+    (never a 422). Every line returned is commentable on `side`.
     """
     end = end_line if end_line is not None and end_line >= start_line else start_line
     changed = changeset.get(path)
     if changed is None:
         return Placement(PlacementKind.OUTSIDE, path, side, reason="file not in the diff")
-    index = changed.hunk_index(end, side)
-    if index is not None:
-        lines = changed.hunks[index].lines_on(side)
-        first = next((n for n in lines if n >= start_line), end)
-        start = first if first < end else None
-        return Placement(PlacementKind.EXACT, path, side, end, start)
-    index = changed.hunk_index(start_line, side)
-    if index is not None:
-        # the end runs past the hunk: keep the part that lies inside it
-        lines = changed.hunks[index].lines_on(side)
-        last = max(n for n in lines if n <= end)
-        start = start_line if start_line < last else None
-        return Placement(PlacementKind.EXACT, path, side, last, start, reason="range clipped to its hunk")
-    for hunk in changed.hunks:
-        lines = hunk.lines_on(side)
-        if lines and start_line <= lines[-1] and end >= lines[0]:
-            nearest = _nearest(lines, end)
-            return Placement(PlacementKind.NEAREST, path, side, nearest, reason="moved inside its hunk")
+    spans = [sp for sp in (h.span(side) for h in changed.hunks) if sp is not None]
+    if not spans:
+        return Placement(PlacementKind.OUTSIDE, path, side, reason="no commentable lines on this side")
+    firsts = [sp[0] for sp in spans]
+    # the last hunk starting at or before `end` is the only one that can hold `end` or overlap the range
+    i = bisect.bisect_right(firsts, end) - 1
+    if i >= 0 and spans[i][1] >= start_line:
+        lo, hi = spans[i]
+        first, last = max(start_line, lo), min(end, hi)
+        reason = "" if (first, last) == (start_line, end) else "range clipped to its hunk"
+        return Placement(PlacementKind.EXACT, path, side, last, first if first < last else None, reason)
+    best: tuple[int, int] | None = None  # (distance, line)
+    for j in (i, i + 1):
+        if 0 <= j < len(spans):
+            lo, hi = spans[j]
+            candidate = hi if hi < start_line else lo
+            distance = start_line - hi if hi < start_line else lo - end
+            if distance <= slack and (best is None or distance < best[0]):
+                best = (distance, candidate)
+    if best is not None:
+        return Placement(PlacementKind.NEAREST, path, side, best[1], reason=f"moved {best[0]} line(s) into its hunk")
     return Placement(PlacementKind.OUTSIDE, path, side, reason="line not in the diff")
 
 
-def _nearest(lines: tuple[int, ...], target: int) -> int:
-    i = bisect.bisect_left(lines, target)
-    candidates = [lines[j] for j in (i - 1, i) if 0 <= j < len(lines)]
-    return min(candidates, key=lambda n: (abs(n - target), n))
+def commentable_positions(changeset: ChangeSet) -> Iterator[tuple[str, Side, int]]:
+    """Every (path, side, line) GitHub accepts a review comment on, file by file, RIGHT before LEFT."""
+    sides: tuple[Side, Side] = ("RIGHT", "LEFT")
+    for f in changeset.files:
+        for side in sides:
+            for hunk in f.hunks:
+                for line in hunk.lines_on(side):
+                    yield f.path, side, line
+
+
+def is_commentable(
+    changeset: ChangeSet, path: str, line: int, side: Side = "RIGHT", start_line: int | None = None
+) -> bool:
+    """GitHub's rule: `line` is in a hunk on `side`; a range start..line must lie within that same hunk."""
+    changed = changeset.get(path)
+    if changed is None:
+        return False
+    index = changed.hunk_index(line, side)
+    if index is None:
+        return False
+    return start_line is None or (start_line < line and changed.hunk_index(start_line, side) == index)
