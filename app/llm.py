@@ -121,14 +121,30 @@ class LLMClient:
 
     def __init__(self, config: LLMConfig, sdk: Any = None, *, sleep: Sleep = asyncio.sleep) -> None:
         self.config = config
-        self._sdk = sdk
+        self._given = sdk
+        self._sdk: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._sleep = sleep
 
     @property
     def sdk(self) -> Any:
-        if self._sdk is None:
+        """The SDK client of the running event loop (its connection pool cannot outlive the loop)."""
+        if self._given is not None:
+            return self._given
+        loop = asyncio.get_running_loop()
+        if self._sdk is None or self._loop is not loop:
             self._sdk = make_sdk_client(self.config)
+            self._loop = loop
         return self._sdk
+
+    async def aclose(self) -> None:
+        """Close the pooled connections (a review calls this when it is done); the next call reopens."""
+        sdk, self._sdk, self._loop = self._sdk, None, None
+        if sdk is not None:
+            try:
+                await sdk.close()
+            except Exception:  # closing is best effort
+                log.debug("closing the Anthropic client failed", exc_info=True)
 
     @property
     def model(self) -> str:

@@ -203,33 +203,28 @@ def plan_groups(contexts: Sequence[FileContext], overhead: int, budget: Budget, 
         # Every call pays its output; input is priced at the uncached rate (the worst case).
         affordable = (budget.max_cost_usd - per_call_out) / (price.input / 1_000_000)
         token_cap = min(token_cap, int(max(affordable, 0)))
-    chosen: list[FileContext] = []
+    groups: list[list[FileContext]] = []
+    room: list[int] = []
     not_sent: list[str] = []
     used = 0
-    calls = 0
-    room = 0
+    # Riskiest first; each file goes to the first group with room (first fit), a new group pays the overhead.
     for ctx in sorted(contexts, key=lambda c: (-c.risk, c.path)):
         if ctx.tokens > per_call:
             not_sent.append(ctx.path)
             continue
-        extra = ctx.tokens + (overhead if ctx.tokens > room else 0)
+        slot = next((i for i, r in enumerate(room) if r >= ctx.tokens), None)
+        extra = ctx.tokens + (overhead if slot is None else 0)
         if used + extra > token_cap:
             not_sent.append(ctx.path)
             continue
-        if ctx.tokens > room:
-            calls += 1
-            room = per_call
-        room -= ctx.tokens
-        used += extra
-        chosen.append(ctx)
-    groups: list[list[FileContext]] = []
-    size = per_call  # force a new group first
-    for ctx in sorted(chosen, key=lambda c: c.path):
-        if size + ctx.tokens > per_call:
+        if slot is None:
             groups.append([])
-            size = 0
-        groups[-1].append(ctx)
-        size += ctx.tokens
+            room.append(per_call)
+            slot = len(groups) - 1
+        groups[slot].append(ctx)
+        room[slot] -= ctx.tokens
+        used += extra
+    groups = [sorted(g, key=lambda c: c.path) for g in groups]
     return Plan(groups, sorted(not_sent), overhead)
 
 
@@ -390,6 +385,8 @@ class LLMReviewer:
         except Exception:  # degrade, don't fail
             log.exception("LLM review failed")
             return LLMResult(notes=["LLM review failed (internal error); analyzers only"])
+        finally:
+            await self.client.aclose()
 
     # -- the steps ----------------------------------------------------------------------------------
 
