@@ -181,7 +181,7 @@ def plan_review(
         skipped=[(s.path, s.reason) for s in _skipped(changeset, review)],
         failed_analyzers=review.failed_analyzers,
         notes=[*review.notes, *notes],
-        tests_count=len(review.tests),
+        tests_count=0,  # this handler posts no tests comment (app.publish does)
     )
     refused = [(f, "GitHub refused the inline position") for f in inline]
     fallback = replace(data, inline=(), in_summary=[*refused, *in_summary])

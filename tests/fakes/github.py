@@ -1038,10 +1038,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_asgi(app: Any, *, port: int | None = None) -> Iterator[str]:
+def serve_asgi(app: Any, *, port: int | None = None, lifespan: str = "off") -> Iterator[str]:
     """Run an ASGI app with uvicorn on 127.0.0.1 in a thread; yield its root URL; stop it on exit."""
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()

@@ -1,0 +1,148 @@
+"""Signed webhooks into the real app on loopback; assertions on what the fake GitHub received."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from app.comments import SUMMARY_MARKER
+from tests.e2e.conftest import Harness, webhook_payload
+from tests.fakes.github import FakePull, FakeRepo, commentable_lines
+
+VULNERABLE = (
+    "import subprocess\n"
+    "\n"
+    "\n"
+    "def run(cmd):\n"
+    "    return subprocess.call(cmd, shell=True)\n"
+    "\n"
+    "\n"
+    "def calc(expression):\n"
+    "    return eval(expression)\n"
+)
+BASE_TEXT = "".join(f"def f{i}():\n    return {i}\n\n\n" for i in range(30))
+
+
+def seed(h: Harness, number: int = 1, **pull_options: Any) -> tuple[FakeRepo, FakePull]:
+    fake = h.fake
+    repo = fake.repos.get("octo/service") or fake.add_repo("octo", "service", installation_id=77)
+    head_text = BASE_TEXT.replace("return 15\n", "return eval(str(15))\n")
+    pull = fake.add_pull(
+        repo,
+        number,
+        base={"lib/util.py": BASE_TEXT, "README.md": "hello\n"},
+        head={"app/run.py": VULNERABLE, "lib/util.py": head_text, "logo.png": b"\x89PNG\0\0"},
+        author="dev",
+        title="Add runner",
+        **pull_options,
+    )
+    return repo, pull
+
+
+def assert_on_diff_lines(pull: FakePull, comments: list[dict[str, Any]]) -> None:
+    patches = {f["filename"]: f.get("patch") for f in pull.files}
+    for c in comments:
+        assert patches.get(c["path"]), c
+        hunks = commentable_lines(patches[c["path"]])
+        side = 0 if c["side"] == "RIGHT" else 1
+        hunk = next(h for h in hunks if c["line"] in h[side])
+        if c.get("start_line") is not None:
+            assert c["start_line"] in hunk[side]
+
+
+def test_opened_pull_request_gets_one_comment_review(harness: Harness) -> None:
+    repo, pull = seed(harness)
+    delivery, status = harness.send("pull_request", webhook_payload("pull_request.opened.2", repo, pull))
+    assert status == 202
+    assert harness.wait(delivery) == {delivery: "done"}
+
+    [review] = repo.reviews
+    assert review["event"] == "COMMENT"
+    assert review["state"] == "COMMENTED"
+    assert review["commit_id"] == pull.head_sha
+    assert SUMMARY_MARKER in review["body"]
+    assert pull.head_sha[:7] in review["body"]
+    assert "logo.png" in review["body"]  # skipped files are listed with their reason
+    comments = [c for c in repo.review_comments if c["pull_request_review_id"] == review["id"]]
+    assert comments, review["body"]
+    assert_on_diff_lines(pull, comments)
+    assert all("<!-- diffwise:finding:" in c["body"] for c in comments)
+    assert {c["path"] for c in comments} <= {"app/run.py", "lib/util.py"}
+    # all calls carried this delivery's id, and the installation token was minted once
+    assert {r.headers.get("x-diffwise-delivery") for r in harness.fake.requests} == {delivery}
+    assert harness.fake.count("POST", r"/access_tokens$") == 1
+    assert harness.fake.count("POST", r"/reviews$") == 1
+
+
+def test_redelivery_and_synchronize_review_once_per_head(harness: Harness) -> None:
+    repo, pull = seed(harness)
+    payload = webhook_payload("pull_request.opened.2", repo, pull)
+    first, _ = harness.send("pull_request", payload)
+    harness.wait(first)
+    again, status = harness.send("pull_request", payload)  # GitHub "redeliver": a new delivery id
+    assert status == 202
+    harness.wait(again)
+    assert len(repo.reviews) == 1
+
+    harness.fake.push(repo, pull.number, {"app/more.py": "import os\nos.system(input())\n"})
+    sync, _ = harness.send("pull_request", webhook_payload("pull_request.synchronize", repo, pull))
+    harness.wait(sync)
+    assert [r["commit_id"] for r in repo.reviews] == [payload["pull_request"]["head"]["sha"], pull.head_sha]
+    assert all(r["event"] == "COMMENT" for r in repo.reviews)
+
+
+@pytest.mark.parametrize(
+    ("fixture", "options", "overrides"),
+    [
+        ("pull_request.opened.2", {"draft": True}, {}),
+        ("pull_request.ready_for_review.2", {"state": "closed"}, {}),
+        ("pull_request.reopened", {}, {"state": "closed"}),
+        ("pull_request.opened.2", {"labels": ["diffwise:skip"]}, {}),
+    ],
+    ids=["draft", "closed-now", "closed-in-payload", "skip-label"],
+)
+def test_drafts_closed_and_skipped_prs_get_no_review(
+    harness: Harness, fixture: str, options: dict[str, Any], overrides: dict[str, Any]
+) -> None:
+    repo, pull = seed(harness, **options)
+    delivery, status = harness.send("pull_request", webhook_payload(fixture, repo, pull, **overrides))
+    assert status == 202
+    assert harness.wait(delivery) == {delivery: "done"}
+    assert repo.reviews == []
+    assert repo.review_comments == []
+
+
+def test_events_without_handlers_and_bad_signatures_change_nothing(harness: Harness) -> None:
+    repo, pull = seed(harness)
+    labeled, status = harness.send("pull_request", webhook_payload("pull_request.labeled", repo, pull))
+    assert status == 202
+    harness.wait(labeled)
+    import httpx
+
+    body = b'{"action": "opened"}'
+    refused = httpx.post(
+        harness.app_url + harness.settings.webhook_path,
+        content=body,
+        headers={"X-GitHub-Event": "pull_request", "X-GitHub-Delivery": "x", "X-Hub-Signature-256": "sha256=00"},
+    )
+    assert refused.status_code == 401
+    assert repo.reviews == []
+    assert harness.fake.count("POST") == 0
+
+
+def test_rate_limited_review_is_rescheduled_not_lost(harness: Harness) -> None:
+    repo, pull = seed(harness)
+    harness.fake.fail_next(1, status=403, retry_after=60, secondary=True, path=r"/pulls/\d+$")
+    delivery, _ = harness.send("pull_request", webhook_payload("pull_request.opened.2", repo, pull))
+    deadline_state = None
+    import time
+
+    end = time.monotonic() + 20
+    while time.monotonic() < end:
+        deadline_state = harness.queue.ledger.state(delivery)
+        if deadline_state == "retrying":
+            break
+        time.sleep(0.05)
+    assert deadline_state == "retrying"
+    assert repo.reviews == []
