@@ -39,6 +39,11 @@ GRAMMARS: dict[str, Grammar] = {
         Grammar("kotlin", "tree_sitter_kotlin"),
         Grammar("bash", "tree_sitter_bash"),
         Grammar("yaml", "tree_sitter_yaml"),
+        Grammar("swift", "tree_sitter_swift"),
+        Grammar("scala", "tree_sitter_scala"),
+        # registered so that installing the wheel is enough; absent here, they degrade to line level
+        Grammar("hcl", "tree_sitter_hcl"),
+        Grammar("dockerfile", "tree_sitter_dockerfile"),
     )
 }
 
@@ -82,6 +87,17 @@ EXTENSIONS: dict[str, str] = {
     ".hcl": "hcl",
     ".swift": "swift",
     ".scala": "scala",
+    ".sc": "scala",
+    ".bzl": "python",
+    ".star": "python",
+    ".ru": "ruby",
+    ".erb": "ruby",
+    ".es6": "javascript",
+    ".inc": "php",
+    ".c++": "cpp",
+    ".h++": "cpp",
+    ".ipp": "cpp",
+    ".tfvars": "hcl",
 }
 
 FILENAMES: dict[str, str] = {
@@ -93,13 +109,28 @@ FILENAMES: dict[str, str] = {
     "Containerfile": "dockerfile",
     "Makefile": "make",
     "BUILD": "python",  # Bazel/Starlark reads as Python
+    "BUILD.bazel": "python",
     "WORKSPACE": "python",
+    "WORKSPACE.bazel": "python",
+    "Tiltfile": "python",
+    "Podfile": "ruby",
+    "Fastfile": "ruby",
+    "Brewfile": "ruby",
+    "Capfile": "ruby",
+    "Berksfile": "ruby",
+    ".bash_profile": "bash",
+    ".bash_aliases": "bash",
+    "PKGBUILD": "bash",
+    "APKBUILD": "bash",
     "SConstruct": "python",
     ".bashrc": "bash",
     ".zshrc": "bash",
     ".profile": "bash",
 }
 
+_CPP_HEADER = re.compile(
+    r"^\s*(?:class\s+\w+\s*[:{]|namespace\s+\w+|template\s*<|#include\s*<(?:string|vector|memory|map)>)", re.M
+)
 _SHEBANG = re.compile(r"^#!\s*(?:\S*/)?(?:env\s+(?:-\S+\s+)*)?([A-Za-z0-9_.+-]+)")
 INTERPRETERS: dict[str, str] = {
     "python": "python",
@@ -118,6 +149,13 @@ INTERPRETERS: dict[str, str] = {
     "ksh": "bash",
     "ruby": "ruby",
     "php": "php",
+    "rbx": "ruby",
+    "jruby": "ruby",
+    "bun": "javascript",
+    "tsx": "typescript",
+    "kotlin": "kotlin",
+    "scala": "scala",
+    "swift": "swift",
 }
 
 
@@ -130,6 +168,8 @@ def detect_language(path: str, text: str | None = None) -> str | None:
         return "dockerfile"
     _, ext = os.path.splitext(name)
     lang = EXTENSIONS.get(ext.lower())
+    if lang == "c" and ext == ".h" and text and _CPP_HEADER.search(text):
+        return "cpp"  # .h is shared by C and C++: look for C++-only constructs
     if lang is not None:
         return lang
     if text and text.startswith("#!"):

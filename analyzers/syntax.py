@@ -166,7 +166,7 @@ _noted: set[str] = set()
 
 def parse_file(path: str, text: str, language: str | None = None) -> FileSyntax:
     """Parse one file's text into a FileSyntax (tree None when the language has no grammar here)."""
-    lang = language or detect_language(path, text[:200])
+    lang = language or detect_language(path, text[:4000])
     source = text.encode("utf-8", "replace")
     if lang is None:
         return FileSyntax(path, None, source, None)
@@ -263,6 +263,14 @@ _SPECS: dict[str, _Spec] = {
         frozenset({"function_declaration", "secondary_constructor"}),
     ),
     "bash": _Spec(frozenset(), frozenset({"function_definition"})),
+    "swift": _Spec(
+        frozenset({"class_declaration", "protocol_declaration"}),
+        frozenset({"function_declaration", "init_declaration", "protocol_function_declaration"}),
+    ),
+    "scala": _Spec(
+        frozenset({"class_definition", "object_definition", "trait_definition", "enum_definition"}),
+        frozenset({"function_definition"}),
+    ),
 }
 
 _DECORATOR_TYPES = frozenset(
@@ -519,7 +527,7 @@ class _Extractor:
         while len(lines) > 1 and lines[-1].lstrip().startswith(_COMMENT_PREFIXES):
             lines.pop()  # a comment between the header and the body (Ruby) is not the signature
         text = "\n".join(lines)
-        text = text.rstrip().rstrip("{:").rstrip()
+        text = text.rstrip().rstrip("{:=").rstrip()
         if text.endswith("=>"):
             text = text[:-2].rstrip() + " =>"
         return text[:MAX_SIGNATURE_CHARS]
@@ -535,6 +543,8 @@ class _Extractor:
                 declarator = declarator.child_by_field_name("declarator")
         if plist is None:
             plist = next((c for c in func.named_children if c.type == "function_value_parameters"), None)
+        if plist is None and self.lang == "swift":
+            return _swift_params(func)
         if plist is None:
             return ()
         if plist.type in ("identifier", "shorthand_property_identifier_pattern"):  # JS `x => ...`
@@ -669,6 +679,21 @@ def _python_params(plist: Node) -> tuple[Param, ...]:
             kind = "var_keyword"
             target = next(iter(target.named_children), target)
         out.append(Param(_text(target), annotation, default, kind))
+    return tuple(out)
+
+
+def _swift_params(func: Node) -> tuple[Param, ...]:
+    """Swift puts parameters (and their defaults) straight under the declaration."""
+    out: list[Param] = []
+    for i, child in enumerate(func.children):
+        if child.type == "parameter":
+            names = child.children_by_field_name("name")
+            name = next((n for n in names if n.type == "simple_identifier"), None)
+            annotation = next((_text(n) for n in names if n.type != "simple_identifier"), None)
+            variadic = any(c.type == "..." for c in child.children)
+            out.append(Param(_text(name), annotation, None, "var_positional" if variadic else "positional"))
+        elif func.field_name_for_child(i) == "default_value" and out:
+            out[-1] = Param(out[-1].name, out[-1].annotation, _text(child), out[-1].kind)
     return tuple(out)
 
 
