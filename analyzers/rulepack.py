@@ -1,0 +1,277 @@
+"""Rule packs: YAML files of tree-sitter queries plus metadata, validated, compiled once per language, run."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from tree_sitter import Node, Query, QueryCursor, Tree
+
+from analyzers.base import Confidence, Severity
+from analyzers.languages import get_language
+
+RULES_DIR = Path(__file__).with_name("rules")
+_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Condition(_Model):
+    """A regex that must (when) or must not (unless) search the text of a capture (or the match)."""
+
+    capture: str | None = None  # None: the whole reported node
+    regex: str
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        re.compile(value)
+        return value
+
+    @cached_property
+    def pattern(self) -> re.Pattern[str]:
+        return re.compile(self.regex)
+
+
+class Context(_Model):
+    """A regex that must search the enclosing function's (or the file's) text: a cheap 'used for X' check."""
+
+    regex: str
+    scope: Literal["function", "file"] = "function"
+    otherwise: Literal["skip", "low"] = "skip"  # without the context: no finding, or a low-confidence one
+
+    @cached_property
+    def pattern(self) -> re.Pattern[str]:
+        return re.compile(self.regex)
+
+
+class TaintSpec(_Model):
+    """How data-flow decides a match: the capture whose origin matters and what it must be."""
+
+    capture: str
+    # value: any non-constant origin fires; built: the value must be assembled from strings (or be raw input)
+    require: Literal["value", "built"] = "value"
+    unknown: Literal["skip", "low", "medium", "high"] = "low"  # confidence when the origin is unknown
+    param: Literal["skip", "low", "medium", "high"] = "high"  # confidence when it is a function parameter
+    sanitizers: tuple[str, ...] = ()  # names of the pack's sanitiser sets that neutralise this sink
+
+
+class FixSpec(_Model):
+    """A certain fix: replace the text of `capture` with `replacement` (a template over captures)."""
+
+    capture: str
+    replacement: str
+    when: tuple[Condition, ...] = ()
+    unless: tuple[Condition, ...] = ()
+    literal: str | None = None  # a capture that must evaluate to a constant for the fix to apply
+
+
+class Rule(_Model):
+    id: str
+    title: str
+    message: str
+    cwe: int | None = None
+    severity: Severity
+    confidence: Confidence = Confidence.MEDIUM
+    query: str
+    report: str = "sink"
+    taint: TaintSpec | None = None
+    when: tuple[Condition, ...] = ()
+    unless: tuple[Condition, ...] = ()
+    context: Context | None = None
+    fix: FixSpec | None = None
+    references: tuple[str, ...] = ()
+    exclude_paths: str | None = None  # regex over the file path (e.g. tests, where asserts are the point)
+    enabled: bool = True
+
+    @field_validator("id")
+    @classmethod
+    def _kebab(cls, value: str) -> str:
+        if not _ID.match(value):
+            raise ValueError(f"rule id {value!r} must be kebab-case")
+        return value
+
+    @field_validator("severity", mode="before")
+    @classmethod
+    def _severity(cls, value: object) -> Severity:
+        return Severity.parse(value) if isinstance(value, str | Severity) else Severity(int(value))  # type: ignore[arg-type]
+
+    @field_validator("confidence", mode="before")
+    @classmethod
+    def _confidence(cls, value: object) -> Confidence:
+        return Confidence.parse(value) if isinstance(value, str | Confidence) else Confidence(int(value))  # type: ignore[arg-type]
+
+    @model_validator(mode="after")
+    def _captures_exist(self) -> Rule:
+        names = set(re.findall(r"@([A-Za-z_][A-Za-z0-9_.]*)", self.query))
+        wanted = {self.report}
+        if self.taint is not None:
+            wanted.add(self.taint.capture)
+        if self.fix is not None:
+            wanted.add(self.fix.capture)
+            if self.fix.literal:
+                wanted.add(self.fix.literal)
+        for cond in (*self.when, *self.unless, *(self.fix.when + self.fix.unless if self.fix else ())):
+            if cond.capture:
+                wanted.add(cond.capture)
+        for template in (self.message, self.fix.replacement if self.fix else ""):
+            wanted.update(n for n in _PLACEHOLDER.findall(template) if n not in ("origin", "rule"))
+        missing = wanted - names
+        if missing:
+            raise ValueError(f"rule {self.id}: captures {sorted(missing)} are not in its query")
+        return self
+
+
+class RulePack(_Model):
+    language: str
+    languages: tuple[str, ...] = ()  # every language the pack applies to (default: just `language`)
+    sanitizers: dict[str, str] = Field(default_factory=dict)
+    rules: tuple[Rule, ...]
+
+    @model_validator(mode="after")
+    def _unique(self) -> RulePack:
+        seen: set[str] = set()
+        for rule in self.rules:
+            if rule.id in seen:
+                raise ValueError(f"duplicate rule id {rule.id!r} in the {self.language} pack")
+            seen.add(rule.id)
+        for rule in self.rules:
+            for name in rule.taint.sanitizers if rule.taint else ():
+                if name not in self.sanitizers:
+                    raise ValueError(f"rule {rule.id}: unknown sanitiser set {name!r}")
+        for value in self.sanitizers.values():
+            re.compile(value)
+        return self
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return self.languages or (self.language,)
+
+
+class RulePackError(ValueError):
+    """A rule pack that does not validate or whose queries do not compile."""
+
+
+def load_pack(path: Path) -> RulePack:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return RulePack.model_validate(data)
+    except (OSError, yaml.YAMLError, ValueError) as exc:
+        raise RulePackError(f"{path.name}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class RuleMatch:
+    rule: Rule
+    captures: dict[str, list[Node]]
+
+    def node(self, name: str) -> Node | None:
+        nodes = self.captures.get(name)
+        return nodes[0] if nodes else None
+
+
+@dataclass(frozen=True)
+class CompiledPack:
+    language: str
+    pack: RulePack
+    query: Query | None
+    owners: tuple[int, ...]  # pattern index -> index into pack.rules
+    sanitizers: dict[str, re.Pattern[str]]
+
+    def run(self, tree: Tree, byte_ranges: list[tuple[int, int]] | None = None) -> Iterator[RuleMatch]:
+        """Matches of every enabled rule, over the whole tree or only the given byte ranges."""
+        if self.query is None:
+            return
+        ranges = byte_ranges if byte_ranges is not None else [(0, tree.root_node.end_byte)]
+        seen: set[tuple[int, int, int]] = set()
+        for start, end in ranges:
+            cursor = QueryCursor(self.query)
+            cursor.set_byte_range(start, end)
+            for pattern_index, captures in cursor.matches(tree.root_node):
+                rule = self.pack.rules[self.owners[pattern_index]]
+                report = captures.get(rule.report)
+                if not report:
+                    continue
+                key = (self.owners[pattern_index], report[0].start_byte, report[0].end_byte)
+                if key in seen:
+                    continue
+                seen.add(key)
+                yield RuleMatch(rule, captures)
+
+    def sanitizer_pattern(self, rule: Rule) -> re.Pattern[str] | None:
+        if rule.taint is None or not rule.taint.sanitizers:
+            return None
+        return re.compile("|".join(f"(?:{self.pack.sanitizers[n]})" for n in rule.taint.sanitizers))
+
+
+def compile_pack(pack: RulePack, language: str) -> CompiledPack:
+    """One combined Query for all enabled rules, so a file is walked once whatever the number of rules."""
+    lang = get_language(language)
+    sanitizers = {name: re.compile(rx) for name, rx in pack.sanitizers.items()}
+    if lang is None:
+        return CompiledPack(language, pack, None, (), sanitizers)
+    sources: list[str] = []
+    owners: list[int] = []
+    for i, rule in enumerate(pack.rules):
+        if not rule.enabled:
+            continue
+        try:
+            q = Query(lang, rule.query)
+        except Exception as exc:  # the binding raises QueryError or its subclasses
+            raise RulePackError(f"{pack.language} rule {rule.id} does not compile for {language}: {exc}") from exc
+        sources.append(rule.query)
+        owners.extend([i] * q.pattern_count)
+    if not sources:
+        return CompiledPack(language, pack, None, (), sanitizers)
+    combined = Query(lang, "\n".join(sources))
+    if combined.pattern_count != len(owners):
+        raise RulePackError(f"{pack.language}: combined query has an unexpected pattern count")
+    return CompiledPack(language, pack, combined, tuple(owners), sanitizers)
+
+
+_lock = threading.Lock()
+_packs: dict[str, RulePack] | None = None
+_compiled: dict[str, CompiledPack | None] = {}
+
+
+def builtin_packs(rules_dir: Path = RULES_DIR) -> dict[str, RulePack]:
+    """Every pack under analyzers/rules, keyed by each language it targets (loaded once)."""
+    global _packs
+    if _packs is not None and rules_dir == RULES_DIR:
+        return _packs
+    packs: dict[str, RulePack] = {}
+    for path in sorted(rules_dir.glob("*.yml")):
+        pack = load_pack(path)
+        for target in pack.targets:
+            packs[target] = pack
+    if rules_dir == RULES_DIR:
+        _packs = packs
+    return packs
+
+
+def pack_for(language: str | None) -> CompiledPack | None:
+    """The compiled built-in pack for a language (compiled on first use, then cached), or None."""
+    if language is None:
+        return None
+    if language in _compiled:
+        return _compiled[language]
+    with _lock:
+        if language not in _compiled:
+            pack = builtin_packs().get(language)
+            _compiled[language] = compile_pack(pack, language) if pack is not None else None
+        return _compiled[language]
+
+
+def render(template: str, values: dict[str, str]) -> str:
+    """Fill {name} placeholders; an unknown name is left as it is."""
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
