@@ -116,8 +116,11 @@ class AuditLog:
 
     @classmethod
     def from_settings(cls, settings: Any = None) -> AuditLog:
-        state_dir = getattr(settings, "state_dir", None) or os.environ.get("DIFFWISE_STATE_DIR") or ".diffwise"
-        url = getattr(settings, "database_url", None)
+        def get(name: str) -> Any:
+            return settings.get(name) if isinstance(settings, Mapping) else getattr(settings, name, None)
+
+        state_dir = get("state_dir") or os.environ.get("DIFFWISE_STATE_DIR") or ".diffwise"
+        url = get("database_url")
         return cls(get_engine(database_url(state_dir, url)))
 
     def record(self, entry: AuditEntry) -> None:

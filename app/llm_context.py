@@ -208,7 +208,7 @@ def render_file(
         out.extend(f"{'':>5} - {_clip(t)}" for t in removed_before.get(n, ()))
         if n in rows:
             mark, text = rows[n]
-            out.append(f"{n:>5} {mark} {_clip(text)}")
+            out.append(f"{n:>5} {mark} {_clip(text)}".rstrip())
         out.extend(f"{'':>5} - {_clip(t)}" for t in removed_after.get(n, ()))
         previous = n
     symbols = tuple(s.qualname for s in spans if s.qualname)
