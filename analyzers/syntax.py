@@ -170,8 +170,7 @@ def parse_file(path: str, text: str, language: str | None = None) -> FileSyntax:
     source = text.encode("utf-8", "replace")
     if lang is None:
         return FileSyntax(path, None, source, None)
-    spec = _SPECS.get(lang)
-    parser = new_parser(lang) if spec is not None else None
+    parser = new_parser(lang)
     if parser is None:
         if lang not in _noted:
             _noted.add(lang)
@@ -181,7 +180,8 @@ def parse_file(path: str, text: str, language: str | None = None) -> FileSyntax:
         log.info("%s is %d bytes; not parsed, line-level analysis only", path, len(source))
         return FileSyntax(path, lang, source, None)
     tree = parser.parse(source)
-    symbols, parents = _Extractor(lang, spec, source).run(tree)
+    spec = _SPECS.get(lang)  # no spec (YAML, ...): a tree but no symbols
+    symbols, parents = _Extractor(lang, spec, source).run(tree) if spec is not None else ((), ())
     errors = _syntax_issues(tree) if tree.root_node.has_error else ()
     return FileSyntax(path, lang, source, tree, symbols, errors, parents)
 
