@@ -41,6 +41,7 @@ class Source:
     data: bytes
     tree: Tree
     scope: frozenset[int] | None  # new-file lines in scope for the filter mode; None: every line
+    syntax: Any = None  # the syntax map's FileSyntax, when there is one: its symbols name findings
 
     @property
     def lines(self) -> list[str]:
@@ -110,8 +111,8 @@ def load_source(ctx: AnalyzerContext, path: str, scope: frozenset[int] | None) -
         return None
     parsed = _from_syntax_map(ctx, path)
     if parsed is not None:
-        lang, text, tree = parsed
-        return Source(path, lang, text, text.encode("utf-8", "surrogatepass"), tree, scope)
+        lang, text, tree, fs = parsed
+        return Source(path, lang, text, text.encode("utf-8", "surrogatepass"), tree, scope, fs)
     text = ctx.read_file(path)
     if text is None or len(text) > MAX_SOURCE_BYTES or "\x00" in text:
         return None
@@ -123,7 +124,7 @@ def load_source(ctx: AnalyzerContext, path: str, scope: frozenset[int] | None) -
     return Source(path, lang, text, data, parser.parse(data), scope)
 
 
-def _from_syntax_map(ctx: AnalyzerContext, path: str) -> tuple[str, str, Tree] | None:
+def _from_syntax_map(ctx: AnalyzerContext, path: str) -> tuple[str, str, Tree, Any] | None:
     if ctx.syntax is None:
         return None
     try:
@@ -138,7 +139,7 @@ def _from_syntax_map(ctx: AnalyzerContext, path: str) -> tuple[str, str, Tree] |
     text = source.decode("utf-8", "replace") if isinstance(source, bytes) else str(source)
     if len(text) > MAX_SOURCE_BYTES:
         return None
-    return lang, text, tree
+    return lang, text, tree, fs
 
 
 def check_source(src: Source, limits: Mapping[str, int]) -> list[Finding]:
@@ -193,7 +194,11 @@ def _finding(
 
 
 def _symbol_at(src: Source, line: int) -> str | None:
-    """Qualified name of the innermost function around `line` (cheap: only called for actual findings)."""
+    """Qualified name of the innermost symbol around `line`: the syntax map's when present (so every
+    analyzer names a place alike), else the innermost function found here."""
+    innermost = getattr(src.syntax, "innermost", None)
+    if callable(innermost):
+        return getattr(innermost(line), "qualname", None)
     best: FunctionInfo | None = None
     for fn in src.functions:
         if fn.start_line <= line <= fn.end_line and (best is None or fn.start_line >= best.start_line):

@@ -299,3 +299,32 @@ def test_fingerprints_survive_a_line_shift() -> None:
     second = run("lib/m.py", "import os\n\n" + src)
     assert [f.id for f in first] == [f.id for f in second]
     assert [f.start_line + 2 for f in first] == [f.start_line for f in second]
+
+
+def test_same_findings_with_the_syntax_map_and_its_symbol_names() -> None:
+    from dataclasses import replace
+
+    from analyzers.syntax import build_syntax_map
+
+    src = (
+        "class Store:\n"
+        "    def load(self, keys=[]):\n"
+        "        try:\n"
+        "            return self.read(keys)\n"
+        "        except Exception:\n"
+        "            pass\n"
+        "\n"
+        "    # TODO: cache\n"
+        "    def save(self):\n"
+        "        breakpoint()\n"
+        "        return 1\n"
+    )
+    ctx = context({"pkg/store.py": (src, None)}, max_untested_hints=0)
+    plain = QualityAnalyzer().analyze(ctx)
+    mapped = QualityAnalyzer().analyze(replace(ctx, syntax=build_syntax_map(ctx.changeset, ctx.read_file)))
+    assert rules(plain) == rules(mapped) == ["debugger", "mutable-default", "swallowed-exception", "todo-without-issue"]
+    assert {f.rule: f.symbol for f in mapped}["quality/debugger"] == "Store.save"
+    assert {f.rule: f.symbol for f in mapped}["quality/todo-without-issue"] == "Store"
+    assert [f.id for f in plain if f.rule != "quality/todo-without-issue"] == [
+        f.id for f in mapped if f.rule != "quality/todo-without-issue"
+    ]
