@@ -92,6 +92,7 @@ class Rule(_Model):
     fix: FixSpec | None = None
     references: tuple[str, ...] = ()
     exclude_paths: str | None = None  # regex over the file path (e.g. tests, where asserts are the point)
+    languages: tuple[str, ...] = ()  # restrict to some of the pack's languages (e.g. JSX-only rules)
     enabled: bool = True
 
     @field_validator("id")
@@ -223,7 +224,7 @@ def compile_pack(pack: RulePack, language: str) -> CompiledPack:
     sources: list[str] = []
     owners: list[int] = []
     for i, rule in enumerate(pack.rules):
-        if not rule.enabled:
+        if not rule.enabled or (rule.languages and language not in rule.languages):
             continue
         try:
             q = Query(lang, rule.query)

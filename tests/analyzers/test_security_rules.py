@@ -11,7 +11,7 @@ from analyzers.rulepack import builtin_packs
 from analyzers.security import scan_source
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "security"
-_MARK = re.compile(r"(?:#|//)\s*(ruleid|ok):\s*([a-z0-9-]+)\s*$")
+_MARK = re.compile(r"(?:#|//|\{/\*)\s*(ruleid|ok):\s*([a-z0-9-]+)\s*(?:\*/\})?$")
 CASE_FILES = sorted(p for p in FIXTURES.glob("*_cases.*"))
 
 
@@ -46,7 +46,7 @@ def test_every_rule_has_a_true_positive_and_a_safe_case() -> None:
     covered: dict[str, tuple[set[str], set[str]]] = {}
     for case_file in CASE_FILES:
         expected, safe = _annotations(case_file.read_text())
-        pack = case_file.name.split("_cases")[0]
+        pack = case_file.name.split("_")[0]
         pos, neg = covered.setdefault(pack, (set(), set()))
         pos.update(r for _, r in expected)
         neg.update(r for _, r in safe)
