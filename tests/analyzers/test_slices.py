@@ -1,0 +1,153 @@
+"""Context slices: whole enclosing symbols, bounded, with exact new-file line numbers and changed lines marked."""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from analyzers.diff import ChangeSet
+from analyzers.slices import Slice, context_slices
+from analyzers.syntax import build_syntax_map
+
+NUMBERED = re.compile(r"^([+ -]) +(\d*) \| (.*)$")
+
+
+def _diff(path: str, old: str, new: str) -> ChangeSet:
+    text = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), f"a/{path}", f"b/{path}"))
+    return ChangeSet.from_unified_diff(text)
+
+
+def _slices(path: str, old: str, new: str, **kwargs: object) -> list[Slice]:
+    cs = _diff(path, old, new)
+    smap = build_syntax_map(cs, lambda p: new)
+    return context_slices(cs, smap, lambda p: new, **kwargs)  # type: ignore[arg-type]
+
+
+def _check_numbers(s: Slice, new: str) -> list[int]:
+    """Every numbered line shows exactly the new file's line; returns the numbers, which must ascend."""
+    lines = new.splitlines()
+    numbers: list[int] = []
+    for row in s.text.splitlines():
+        m = NUMBERED.match(row)
+        if m is None:
+            assert row.strip() == "⋮"
+            continue
+        if m.group(1) == "-":
+            assert m.group(2) == ""
+            continue
+        n = int(m.group(2))
+        assert lines[n - 1] == m.group(3)
+        numbers.append(n)
+    assert numbers == sorted(set(numbers))
+    assert numbers[0] == s.start_line
+    assert numbers[-1] == s.end_line
+    return numbers
+
+
+OLD = """\
+import os
+
+
+class Cart:
+    def total(self, items):
+        def helper(x):
+            return x
+
+        return sum(helper(i) for i in items)
+
+    def other(self):
+        return 1
+
+
+def free(a):
+    c = 1
+    return a
+"""
+NEW = OLD.replace("            return x\n", "            return x * 2\n").replace("    c = 1\n", "")
+
+
+def test_nested_change_gives_the_innermost_function() -> None:
+    slices = _slices("m.py", OLD, NEW)
+    assert [(s.symbol, s.start_line, s.end_line) for s in slices] == [
+        ("Cart.total.helper", 6, 7),
+        ("free", 15, 16),
+    ]
+    assert slices[0].text == "  6 |         def helper(x):\n+ 7 |             return x * 2"
+    assert slices[0].changed == (7,)
+    assert slices[1].changed == ()
+    for s in slices:
+        _check_numbers(s, NEW)
+
+
+def test_removed_lines_can_be_shown_in_place() -> None:
+    slices = _slices("m.py", OLD, NEW, include_removed=True)
+    assert slices[1].text == "  15 | def free(a):\n-    |     c = 1\n  16 |     return a"
+
+
+def test_two_hunks_in_one_function_make_one_slice() -> None:
+    body = "".join(f"    x{i} = {i}\n" for i in range(40))
+    old = f"def big():\n{body}    return 0\n"
+    new = old.replace("    x2 = 2\n", "    x2 = 20\n").replace("    x35 = 35\n", "    x35 = 350\n")
+    slices = _slices("m.py", old, new)
+    assert [(s.symbol, s.start_line, s.end_line, s.changed) for s in slices] == [("big", 1, 42, (4, 37))]
+
+
+def test_long_symbol_is_bounded_and_keeps_its_header() -> None:
+    body = "".join(f"    x{i} = {i}\n" for i in range(300))
+    old = f"def big(a,\n        b):\n{body}    return 0\n"
+    new = old.replace("    x150 = 150\n", "    x150 = -1\n")
+    (s,) = _slices("m.py", old, new, max_lines=20)
+    assert s.symbol == "big"
+    numbers = _check_numbers(s, new)
+    assert len(numbers) <= 20
+    assert numbers[:3] == [1, 2, 3]  # the signature
+    assert 153 in numbers
+    assert s.changed == (153,)
+    assert "⋮" in s.text
+
+
+def test_module_level_change_gets_a_window() -> None:
+    old = "".join(f"X{i} = {i}\n" for i in range(30))
+    new = old.replace("X15 = 15\n", "X15 = 0\n")
+    (s,) = _slices("m.py", old, new)
+    assert (s.symbol, s.start_line, s.end_line) == (None, 11, 21)
+    _check_numbers(s, new)
+
+
+def test_file_without_grammar_uses_windows_and_read_file() -> None:
+    old = "".join(f"line {i}\n" for i in range(1, 31))
+    new = old.replace("line 3\n", "line three\n")
+    cs = _diff("notes.txt", old, new)
+    slices = context_slices(cs, None, lambda p: new)
+    assert [(s.symbol, s.start_line, s.end_line, s.changed) for s in slices] == [(None, 1, 8, (3,))]
+
+
+def test_removed_and_unreadable_files_have_no_slices() -> None:
+    cs = _diff("gone.py", "x = 1\n", "")
+    assert context_slices(cs, None, lambda p: None) == []
+
+
+LINE = st.sampled_from(["def f():", "    x = 1", "    return x", "", "class A:", "    def m(self):", "        y = 2"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(old=st.lists(LINE, max_size=40), new=st.lists(LINE, min_size=1, max_size=40), max_lines=st.integers(5, 60))
+def test_slices_show_true_lines_and_cover_every_added_line(old: list[str], new: list[str], max_lines: int) -> None:
+    old_text, new_text = "".join(x + "\n" for x in old), "".join(x + "\n" for x in new)
+    cs = _diff("m.py", old_text, new_text)
+    smap = build_syntax_map(cs, lambda p: new_text)
+    slices = context_slices(cs, smap, lambda p: new_text, max_lines=max_lines)
+    shown: set[int] = set()
+    for s in slices:
+        numbers = _check_numbers(s, new_text)
+        assert len(numbers) <= max(max_lines, 5)
+        shown.update(s.changed)
+        assert set(s.changed) <= set(numbers)
+    for s, t in itertools.pairwise(slices):
+        assert s.end_line < t.start_line  # merged: no two slices overlap
+    if cs.files and max_lines >= 60:
+        assert cs.files[0].added_lines <= shown  # nothing added is left out when the bound is loose
