@@ -69,6 +69,7 @@ class ModuleInfo:
     records: Mapping[str, RecordInfo]
     bound_names: frozenset[str]  # top-level names (defs, classes, imports, assignments)
     imports: frozenset[str]  # top-level imported module names (for hints such as math/statistics)
+    classes: frozenset[str] = frozenset()  # classes defined in the module
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,8 @@ def parse_module(text: str) -> ModuleInfo:
             extra = set().union(*(raises_by_name.get(c, set()) for c in calls_by_name.get(name, set())))
             if extra - info.raises:
                 functions[name] = _replace_raises(info, info.raises | extra)
-    return ModuleInfo(functions, frozenset(enums), records, frozenset(bound), frozenset(imports))
+    classes = frozenset(n.name for n in tree.body if isinstance(n, ast.ClassDef))
+    return ModuleInfo(functions, frozenset(enums), records, frozenset(bound), frozenset(imports), classes)
 
 
 def _replace_raises(info: FunctionInfo, raises: frozenset[str] | set[str]) -> FunctionInfo:
@@ -210,7 +212,7 @@ def _raises_and_calls(node: ast.AST) -> tuple[set[str], set[str]]:
     calls: set[str] = set()
     for n in ast.walk(node):
         if isinstance(n, ast.Raise) and n.exc is not None:
-            name = _dotted(n.exc).rsplit(".", 1)[-1]
+            name = _dotted(n.exc)
             if name:
                 raises.add(name)
         elif isinstance(n, ast.Call) and isinstance(n.func, ast.Name):
@@ -252,7 +254,7 @@ def _record(node: ast.ClassDef, bases: set[str]) -> RecordInfo | None:
 # ---- annotation → strategy ----------------------------------------------------------------------
 
 _SIMPLE: dict[str, tuple[str, StrategyKind]] = {
-    "int": ("st.integers()", "int"),
+    "int": ("st.integers(min_value=-100_000, max_value=100_000)", "int"),
     "float": (FLOATS, "float"),
     "str": ("st.text()", "str"),
     "bytes": ("st.binary()", "bytes"),
@@ -336,7 +338,7 @@ def _from_annotation(node: ast.expr, module: ModuleInfo | None, depth: int) -> S
         if last in _SIMPLE:
             code, kind = _SIMPLE[last]
             return Strategy(code, kind, True)
-        if module is not None and "." not in full and full in module.bound_names:
+        if module is not None and "." not in full and full in module.bound_names and full not in module.classes:
             return Strategy(f"st.from_type({MODULE_ALIAS}.{full})", "any", False)
         return None
     if isinstance(node, ast.Subscript):

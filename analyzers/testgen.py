@@ -25,6 +25,8 @@ class TestTarget:
 
     path: str
     function: str  # qualname, e.g. "Cls.method"
+    line: int = 0  # the function's first line (decorators included) in the head version
+    end_line: int = 0
 
 
 @dataclass(frozen=True)
@@ -317,6 +319,7 @@ def render_module(candidate: Candidate, tests: Sequence[PropertyTest], preamble:
 
 
 def build_suggestion(candidate: Candidate, max_examples: int, taken: set[str]) -> SuggestedTest | None:
+    info = candidate.info
     tests, preamble = family_tests(candidate.info, candidate.module_info, max_examples, candidate.base_source)
     tests = [t for t in tests if t.name not in taken]
     if not tests:
@@ -327,7 +330,7 @@ def build_suggestion(candidate: Candidate, max_examples: int, taken: set[str]) -
     return SuggestedTest(
         path=suggested_test_path(candidate.module, candidate.info.qualname),
         content=content,
-        targets=(TestTarget(candidate.path, candidate.info.qualname),),
+        targets=(TestTarget(candidate.path, info.qualname, info.start_line, info.end_line),),
         properties=tuple(dict.fromkeys(t.family for t in tests)),
         module=candidate.module,
         import_root=candidate.import_root,

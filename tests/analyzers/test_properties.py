@@ -1,0 +1,158 @@
+"""Property detection, one family at a time, on small modules; and the rendered tests hold on correct code."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+
+from analyzers.properties import HELPERS, allowed_exceptions, family_tests, inverse_pairs, plan_call
+from analyzers.strategies import parse_module
+
+SOURCE = """
+import base64
+from typing import Optional
+
+
+def to_json(data: dict[str, int]) -> str:
+    return ";".join(f"{k.encode().hex()}={v}" for k, v in sorted(data.items()))
+
+
+def from_json(text: str) -> dict[str, int]:
+    if not text:
+        return {}
+    pairs = (part.partition("=") for part in text.split(";"))
+    return {bytes.fromhex(k).decode(): int(v) for k, _, v in pairs}
+
+
+def rgb_to_grey(r: float, g: float, b: float) -> tuple[float, float, float]:
+    return (r, g, b)
+
+
+def grey_to_rgb(r: float, g: float, b: float) -> tuple[float, float, float]:
+    return (r, g, b)
+
+
+def compress(data: bytes) -> bytes:
+    return base64.b64encode(data)
+
+
+def decompress(data: bytes) -> bytes:
+    return base64.b64decode(data)
+
+
+def normalize_name(name: str) -> str:
+    return " ".join(name.split()).lower()
+
+
+def bubble_sort(items: list[int]) -> list[int]:
+    out = list(items)
+    for i in range(len(out)):
+        for j in range(len(out) - 1 - i):
+            if out[j] > out[j + 1]:
+                out[j], out[j + 1] = out[j + 1], out[j]
+    return out
+
+
+def clamp(value: int, lower: int, upper: int) -> int:
+    return max(lower, min(value, upper))
+
+
+def reverse(items: list[int]) -> list[int]:
+    return items[::-1]
+
+
+def gcd(a: int, b: int) -> int:
+    a, b = abs(a), abs(b)
+    while b:
+        a, b = b, a % b
+    return a
+
+
+def checked(x: int) -> Optional[int]:
+    if x < 0:
+        raise ValueError("negative")
+    return x or None
+
+
+def total(items: list[int]) -> int:
+    return sum(items)
+"""
+
+BASE_TOTAL = "def total(items: list[int]) -> int:\n    out = 0\n    for i in items:\n        out += i\n    return out\n"
+MODULE = parse_module(SOURCE)
+
+
+def _families(qualname: str, base: str | None = None) -> list[str]:
+    tests, _ = family_tests(MODULE.functions[qualname], MODULE, 20, base)
+    return [t.family for t in tests]
+
+
+@pytest.mark.parametrize(
+    ("function", "family"),
+    [
+        ("to_json", "roundtrip"),
+        ("from_json", "roundtrip"),
+        ("rgb_to_grey", "roundtrip"),
+        ("compress", "roundtrip"),
+        ("normalize_name", "idempotent"),
+        ("bubble_sort", "sorted"),
+        ("bubble_sort", "idempotent"),
+        ("clamp", "clamp"),
+        ("reverse", "length"),
+        ("gcd", "commutative"),
+        ("gcd", "associative"),
+        ("checked", "no-crash"),
+    ],
+)
+def test_family_detected(function: str, family: str) -> None:
+    assert family in _families(function)
+
+
+def test_no_family_without_a_reason() -> None:
+    assert _families("checked") == ["no-crash"]
+    assert "associative" not in _families("clamp")
+
+
+def test_inverse_pairs_by_name_and_order() -> None:
+    pairs = inverse_pairs(MODULE)
+    assert ("to_json", "from_json") in pairs
+    assert ("compress", "decompress") in pairs
+    assert ("rgb_to_grey", "grey_to_rgb") in pairs
+    assert ("grey_to_rgb", "rgb_to_grey") not in pairs
+
+
+def test_equivalence_only_when_the_base_differs() -> None:
+    assert "equivalence" in _families("total", BASE_TOTAL)
+    assert "equivalence" not in _families("total", MODULE.functions["total"].source)
+
+
+def test_allowed_exceptions_and_parsers() -> None:
+    assert allowed_exceptions(MODULE.functions["checked"], MODULE) == ["ValueError"]
+    assert allowed_exceptions(MODULE.functions["from_json"], MODULE) == ["ValueError"]
+    assert allowed_exceptions(MODULE.functions["gcd"], MODULE) == []
+
+
+def test_optional_parameters_only_with_exact_strategies() -> None:
+    module = parse_module("def f(text: str, width=70, *, callback=None, mystery=object()) -> str:\n    return text\n")
+    call = plan_call(module.functions["f"], module, optional=True)
+    assert call is not None
+    assert [a.param.name for a in call.args] == ["text", "width"]
+    assert (
+        plan_call(parse_module("def g(unknown):\n    pass\n").functions["g"], parse_module(""), optional=False) is None
+    )
+
+
+def test_rendered_property_tests_hold_on_correct_code() -> None:
+    namespace = types.ModuleType("under_test")
+    exec(compile(SOURCE, "under_test", "exec"), namespace.__dict__)
+    for qualname in MODULE.functions:
+        tests, preamble = family_tests(
+            MODULE.functions[qualname], MODULE, 20, BASE_TOTAL if qualname == "total" else None
+        )
+        code = "import math\nfrom hypothesis import assume, given, settings, strategies as st\n"
+        code += "".join(HELPERS.values()) + "".join(preamble) + "\n".join(t.code for t in tests)
+        scope: dict[str, object] = {"mod": namespace}
+        exec(compile(code, f"generated for {qualname}", "exec"), scope)
+        for test in tests:
+            scope[test.name]()  # type: ignore[operator]

@@ -1,0 +1,174 @@
+"""Annotation → strategy mapping: each supported form gives strategy text that draws the right kind of value."""
+
+from __future__ import annotations
+
+import ast
+import enum
+import types
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from analyzers.strategies import guess_from_name, parse_module, strategy_for
+
+MODULE_SOURCE = """
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import NamedTuple
+from decimal import Decimal as Dec
+
+class Color(Enum):
+    RED = 1
+    BLUE = 2
+
+@dataclass
+class Point:
+    x: int
+    y: int = 0
+    tags: list[str] = field(default_factory=list)
+
+class Pair(NamedTuple):
+    left: str
+    right: bytes
+
+class Opaque:
+    def __init__(self, anything):
+        self.anything = anything
+"""
+
+
+class Color(enum.Enum):
+    RED = 1
+    BLUE = 2
+
+
+@dataclass
+class Point:
+    x: int
+    y: int = 0
+    tags: list[str] | None = None
+
+
+class Pair(NamedTuple):
+    left: str
+    right: bytes
+
+
+FAKE_MODULE = types.SimpleNamespace(Color=Color, Point=Point, Pair=Pair)
+MODULE = parse_module(MODULE_SOURCE)
+
+
+def _annotation(text: str) -> ast.expr:
+    return ast.parse(text, mode="eval").body
+
+
+def _check_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+CASES: list[tuple[str, str, Any]] = [
+    ("int", "st.integers(min_value=-100_000", _check_int),
+    ("float", "st.floats(", lambda v: isinstance(v, float) and v == v),
+    ("str", "st.text()", lambda v: isinstance(v, str)),
+    ("bytes", "st.binary()", lambda v: isinstance(v, bytes)),
+    ("bool", "st.booleans()", lambda v: isinstance(v, bool)),
+    ("None", "st.none()", lambda v: v is None),
+    ("Optional[int]", "st.none()", lambda v: v is None or _check_int(v)),
+    ("int | None", "st.none()", lambda v: v is None or _check_int(v)),
+    ("Union[int, str]", "st.text()", lambda v: isinstance(v, int | str)),
+    ("list[int]", "st.lists(st.integers(", lambda v: isinstance(v, list) and all(map(_check_int, v))),
+    ("typing.List[str]", "st.lists(st.text()", lambda v: isinstance(v, list)),
+    ("Sequence[bytes]", "st.lists(st.binary()", lambda v: isinstance(v, list)),
+    ("dict[str, int]", "st.dictionaries(st.text(), st.integers(", lambda v: isinstance(v, dict)),
+    ("Mapping[str, list[int]]", "st.dictionaries(", lambda v: isinstance(v, dict)),
+    ("tuple[int, ...]", ".map(tuple)", lambda v: isinstance(v, tuple)),
+    (
+        "tuple[int, str]",
+        "max_value=100_000), st.text())",
+        lambda v: isinstance(v, tuple) and len(v) == 2,
+    ),
+    ("set[int]", "st.sets(st.integers(", lambda v: isinstance(v, set)),
+    ("frozenset[str]", "st.frozensets(", lambda v: isinstance(v, frozenset)),
+    ("Literal['a', 'b']", "st.sampled_from(['a', 'b'])", lambda v: v in ("a", "b")),
+    ("Annotated[int, 'meta']", "st.integers(", _check_int),
+    ("'int'", "st.integers(", _check_int),
+    ("Color", "st.sampled_from(mod.Color)", lambda v: isinstance(v, Color)),
+    ("Point", "st.builds(mod.Point, x=st.integers(", lambda v: isinstance(v, Point)),
+    ("Pair", "st.builds(mod.Pair, left=st.text(), right=st.binary())", lambda v: isinstance(v, Pair)),
+    ("list[Color]", "st.lists(st.sampled_from(mod.Color)", lambda v: all(isinstance(c, Color) for c in v)),
+    ("Dec", "st.from_type(mod.Dec)", None),
+    ("Decimal", "st.decimals(", None),
+    ("Fraction", "st.fractions()", None),
+    ("datetime", "st.datetimes()", None),
+    ("Iterator[int]", ".map(iter)", None),
+]
+
+
+@pytest.mark.parametrize(("annotation", "expected", "check"), CASES, ids=[c[0] for c in CASES])
+def test_annotation_forms(annotation: str, expected: str, check: Any) -> None:
+    strategy = strategy_for(_annotation(annotation), module=MODULE)
+    assert strategy is not None
+    assert expected in strategy.code
+    assert strategy.exact == ("from_type" not in strategy.code)
+
+
+@pytest.mark.parametrize(("annotation", "check"), [(c[0], c[2]) for c in CASES if c[2] is not None])
+@settings(max_examples=15, deadline=None)
+@given(data=st.data())
+def test_strategy_text_draws_the_annotated_type(annotation: str, check: Any, data: st.DataObject) -> None:
+    strategy = strategy_for(_annotation(annotation), module=MODULE)
+    assert strategy is not None
+    value = data.draw(eval(strategy.code, {"st": st, "mod": FAKE_MODULE}))
+    assert check(value), value
+
+
+@pytest.mark.parametrize("annotation", ["Callable[[int], int]", "Unknown", "list[Unknown]", "Literal[x]", "Opaque"])
+def test_unsupported_forms_give_none(annotation: str) -> None:
+    assert strategy_for(_annotation(annotation), module=MODULE) is None
+
+
+def test_defaults_and_names() -> None:
+    assert strategy_for(None, name="flag", default=ast.Constant(True)).code == "st.booleans()"  # type: ignore[union-attr]
+    width = strategy_for(None, name="width", default=ast.Constant(70))
+    assert width is not None
+    assert "min_value=0" in width.code
+    assert width.exact
+    assert strategy_for(None, name="sep", default=ast.Constant(",")).code == "st.text()"  # type: ignore[union-attr]
+    assert guess_from_name("text", "", None).code == "st.text()"  # type: ignore[union-attr]
+    assert guess_from_name("month", "", None).code == "st.integers(min_value=1, max_value=12)"  # type: ignore[union-attr]
+    assert guess_from_name("items", "", None).kind == "list"  # type: ignore[union-attr]
+    encoded = guess_from_name("s", "b64encode\nEncode the bytes-like object s using Base64.", None)
+    assert encoded is not None
+    assert encoded.kind == "bytes"
+    assert not encoded.exact
+    assert guess_from_name("r", "rgb_to_hsv", None).code.startswith("st.floats(min_value=0.0")  # type: ignore[union-attr]
+    assert guess_from_name("mystery", "", None) is None
+
+
+def test_module_model() -> None:
+    info = parse_module(
+        "import binascii\n"
+        "class Codec:\n"
+        "    def encode(self, data: bytes) -> str:\n"
+        "        if not data:\n"
+        "            raise ValueError('empty')\n"
+        "        return data.hex()\n"
+        "    @staticmethod\n"
+        "    def check(x: int) -> bool:\n"
+        "        return _helper(x)\n"
+        "def _helper(x):\n"
+        "    raise binascii.Error('bad')\n"
+        "def use(x: int) -> int:\n"
+        "    return _helper(x)\n"
+    )
+    encode = info.functions["Codec.encode"]
+    assert encode.method_kind == "method"
+    assert [p.name for p in encode.params] == ["data"]
+    assert encode.raises == {"ValueError"}
+    assert encode.complexity == 2
+    assert info.functions["Codec.check"].method_kind == "staticmethod"
+    assert "binascii.Error" in info.functions["use"].raises  # raised by a same-module helper it calls
+    assert "binascii" in info.bound_names
