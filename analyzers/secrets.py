@@ -243,7 +243,8 @@ def _is_code_path(path: str | None) -> bool | None:
     return None
 
 
-def _generic(text: str, path: str | None) -> Iterable[SecretMatch]:
+def _generic(text: str, path: str | None, relaxed: bool = False) -> Iterable[SecretMatch]:
+    """Credential-like assignments; `relaxed` (redaction) also takes bare identifier-like values."""
     code_file = _is_code_path(path)
     for m in _GENERIC.finditer(text):
         key = m.group("key").lstrip("$:@")
@@ -257,7 +258,11 @@ def _generic(text: str, path: str | None) -> Iterable[SecretMatch]:
                 continue  # in code an unquoted right-hand side is an expression, not a literal
             if code_file is None and (
                 _IDENTIFIER_PATH.match(value)
-                or (_IDENTIFIER.match(value) and (shannon_entropy(value) < 3.5 or not re.search(r"\d", value)))
+                or (
+                    not relaxed
+                    and _IDENTIFIER.match(value)
+                    and (shannon_entropy(value) < 3.5 or not re.search(r"\d", value))
+                )
             ):
                 continue
         if len(value) < 8 or any(ch.isspace() for ch in value) or _REFERENCE.search(value):
@@ -276,7 +281,7 @@ def _generic(text: str, path: str | None) -> Iterable[SecretMatch]:
 
 def find_secrets(text: str, *, path: str | None = None, include_placeholders: bool = False) -> list[SecretMatch]:
     """Secrets in `text`, non-overlapping, in order. `path` tells config files (bare values) from code."""
-    candidates = [*_known(text), *_generic(text, path)]
+    candidates = [*_known(text), *_generic(text, path, relaxed=include_placeholders)]
     order = {k.id: i for i, k in enumerate(KINDS)}
     candidates.sort(key=lambda s: (s.start, order.get(s.kind, len(KINDS)), -(s.end - s.start)))
     out: list[SecretMatch] = []
