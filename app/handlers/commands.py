@@ -1,0 +1,426 @@
+"""Slash commands in PR comments and review-thread replies: acknowledge, check permission and limits, run, reply."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from app import commands as text
+from app.commands import Command, parse_command
+from app.errors import RetryLater
+from app.routing import Router
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from app.context import Context
+    from app.events import Comment
+    from app.settings import Settings
+
+WRITE_PERMISSIONS = frozenset({"admin", "maintain", "write"})
+DEFAULT_SLUG = "diffwise"
+_MARKER = re.compile(r"<!-- diffwise:finding:([0-9a-f]{8,64}) -->")
+
+
+@dataclass(frozen=True)
+class FindingRef:
+    """A finding the bot posted, as found in its comment on the pull request."""
+
+    finding_id: str
+    body: str  # the bot's comment that carries the finding's marker
+    path: str | None = None
+    line: int | None = None
+    rule: str | None = None
+
+
+Rereviewer = Callable[["Context", int], Awaitable[None]]
+Explainer = Callable[["Context", FindingRef], Awaitable[str | None]]
+Asker = Callable[["Context", int, str], Awaitable[str | None]]
+TestSuggester = Callable[["Context", int, Command, Any], Awaitable[str]]
+
+
+def _default_engine(settings: Settings) -> Engine:
+    from app.db import database_url, get_engine
+
+    return get_engine(database_url(settings.state_dir, getattr(settings, "database_url", None)))
+
+
+@dataclass(frozen=True)
+class Services:
+    """What commands call into; None means the capability is not available on this server."""
+
+    rereview: Rereviewer | None = None
+    explain: Explainer | None = None
+    ask: Asker | None = None
+    tests: TestSuggester | None = None
+    engine_for: Callable[[Settings], Engine] = field(default=_default_engine)
+    clock: Callable[[], float] | None = None
+
+
+def _optional(module: str, name: str) -> Any:
+    try:
+        return getattr(importlib.import_module(module), name, None)
+    except ImportError:
+        return None
+
+
+def discover_services() -> Services:
+    """The implementations present in this installation (other features may not be built yet)."""
+    return Services(
+        rereview=_optional("app.handlers.review", "rereview_pull_request"),
+        explain=_optional("app.llm_commands", "explain_finding"),
+        ask=_optional("app.llm_commands", "answer_question"),
+        tests=suggest_tests if _optional("analyzers.testgen", "synthesize_tests") else None,
+    )
+
+
+def make_router(services: Services | None = None) -> Router:
+    """The commands router; tests pass their own services, production discovers them per delivery."""
+    router = Router()
+
+    @router.on("issue_comment.created", "pull_request_review_comment.created")
+    async def run_command(ctx: Context) -> None:
+        await handle_comment(ctx, services or discover_services())
+
+    return router
+
+
+# -- talking back ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Replier:
+    """Reactions and replies in the place the command was written (conversation or review thread)."""
+
+    ctx: Context
+    number: int
+    comment: Comment
+    in_review_thread: bool
+
+    @property
+    def _base(self) -> str:
+        r = self.ctx.repo()
+        return f"/repos/{r['owner']}/{r['repo']}"
+
+    async def react(self, content: str) -> None:
+        kind = "pulls" if self.in_review_thread else "issues"
+        url = f"{self._base}/{kind}/comments/{self.comment.id}/reactions"
+        try:
+            await self.ctx.gh.arequest("POST", url, json={"content": content})
+        except RetryLater:
+            raise
+        except Exception as exc:  # a reaction is a courtesy; never fail the command over it
+            self.ctx.log.warning("reaction %s on comment %s failed: %s", content, self.comment.id, exc)
+
+    async def reply(self, body: str) -> None:
+        if self.in_review_thread:
+            # `in_reply_to` on the comments endpoint: the /replies endpoint refuses installation tokens.
+            url = f"{self._base}/pulls/{self.number}/comments"
+            payload: dict[str, Any] = {"body": body, "in_reply_to": self.comment.id}
+        else:
+            url = f"{self._base}/issues/{self.number}/comments"
+            payload = {"body": body}
+        await self.ctx.gh.arequest("POST", url, json=payload)
+
+
+# -- the handler -----------------------------------------------------------------------------------------
+
+
+def app_slug(ctx: Context) -> str:
+    return str(getattr(ctx.settings, "app_slug", None) or DEFAULT_SLUG)
+
+
+def _is_own_text(body: str) -> bool:
+    return "<!-- diffwise:" in body
+
+
+async def handle_comment(ctx: Context, services: Services) -> None:
+    comment = ctx.payload.comment
+    number = ctx.payload.pull_number
+    if comment is None or number is None or ctx.action != "created":
+        return
+    body = comment.body or ""
+    # Never answer a bot (this App included) or a comment that carries one of our markers.
+    if ctx.is_bot or comment.user.is_bot or _is_own_text(body):
+        return
+    in_thread = ctx.name == "pull_request_review_comment"
+    command = parse_command(body, app_slug(ctx))
+    if command is None:
+        if in_thread and comment.in_reply_to_id is not None and _bare_explain(body):
+            command = Command("explain")
+        else:
+            return
+    replier = Replier(ctx, number, comment, in_thread)
+    await replier.react("eyes")
+    try:
+        ok = await execute(ctx, services, command, replier)
+    except RetryLater:
+        raise
+    except Exception as exc:
+        ctx.log.error("command %s on #%s failed: %s", command.name, number, exc, exc_info=exc)
+        await replier.reply(text.failed_text())
+        await replier.react("confused")
+        return
+    await replier.react("rocket" if ok else "confused")
+
+
+def _bare_explain(body: str) -> bool:
+    return body.strip().lower().rstrip("?!. ") == "explain"
+
+
+async def execute(ctx: Context, services: Services, command: Command, replier: Replier) -> bool:
+    """Run one parsed command; True when it did what was asked."""
+    policy = await ctx.config()
+    settings = policy.commands
+    login = replier.comment.user.login or (ctx.payload.sender.login if ctx.payload.sender else "")
+    if not settings.enabled:
+        await replier.reply(text.disabled_text())
+        return False
+    if command.problem is not None:
+        await replier.reply(text.problem_text(command))
+        return False
+    if command.name == "help":
+        await replier.reply(text.help_text(app_slug(ctx), command.unknown))
+        return command.unknown is None
+    if policy.command_needs_write(command.name):
+        permission = await ctx.source.permission(login)
+        if permission not in WRITE_PERMISSIONS:
+            await replier.reply(text.denied_text(login, command.name, permission))
+            return False
+    return await _RUNNERS[command.name](Call(ctx, services, command, replier, policy, login))
+
+
+@dataclass(frozen=True)
+class Call:
+    """One command being run: who asked, where, under which policy."""
+
+    ctx: Context
+    services: Services
+    command: Command
+    replier: Replier
+    policy: Any
+    login: str
+
+    @property
+    def number(self) -> int:
+        return self.replier.number
+
+    @property
+    def repo_name(self) -> str:
+        r = self.ctx.repo()
+        return f"{r['owner']}/{r['repo']}"
+
+
+Runner = Callable[[Call], Awaitable[bool]]
+
+
+async def _rate_limited(call: Call) -> bool:
+    """Count one LLM command; on refusal reply politely and return True."""
+    from app.ratelimit import Limits, RateLimiter
+
+    engine = call.services.engine_for(call.ctx.settings)
+    clock = call.services.clock
+    limiter = RateLimiter(engine, clock) if clock is not None else RateLimiter(engine)
+    limits = Limits.from_hourly(call.policy.commands.llm_rate_limit_per_hour)
+    decision = await asyncio.to_thread(limiter.acquire, call.login, call.repo_name, call.number, limits)
+    if decision.allowed:
+        return False
+    await call.replier.reply(text.rate_limited_text(call.login, decision.retry_after))
+    return True
+
+
+async def _config(call: Call) -> bool:
+    from app.policy import leaf_paths
+    from app.policy_loader import format_issue, pending_policy_change
+
+    result = await call.ctx.policy_result()
+    files = await call.ctx.source.files(call.number)
+    pending = pending_policy_change(f.path for f in files.changeset.files)
+    if result is None:
+        data = call.policy.to_data()
+        sources = {".".join(p): "default" for p in leaf_paths(data)}
+        await call.replier.reply(text.config_text(data, sources, pending=pending))
+        return True
+    errors = [format_issue(e) for e in result.errors]
+    await call.replier.reply(text.config_text(result.policy.to_data(), result.sources, errors, pending))
+    return True
+
+
+async def _review(call: Call) -> bool:
+    rereview = call.services.rereview
+    if rereview is None:
+        await call.replier.reply(text.unavailable_text("an on-demand re-review"))
+        return False
+    await rereview(call.ctx, call.number)
+    await call.replier.reply(text.review_queued_text(None))
+    return True
+
+
+async def _tests(call: Call) -> bool:
+    suggest = call.services.tests
+    if suggest is None:
+        await call.replier.reply(text.unavailable_text("test synthesis"))
+        return False
+    if not call.policy.tests.enabled:
+        await call.replier.reply(text.unavailable_text("test synthesis (`tests.enabled: false` in the policy)"))
+        return False
+    if await _rate_limited(call):
+        return False
+    await call.replier.reply(await suggest(call.ctx, call.number, call.command, call.policy))
+    return True
+
+
+async def _explain(call: Call) -> bool:
+    finding_id = call.command.finding_id
+    finding = await find_finding(call.ctx, call.replier, finding_id)
+    if finding is None:
+        reply = text.explain_needs_id_text() if finding_id is None else text.unknown_finding_text(finding_id)
+        await call.replier.reply(reply)
+        return False
+    answer: str | None = None
+    explain = call.services.explain
+    if explain is not None and call.policy.llm.enabled:
+        if await _rate_limited(call):
+            return False
+        answer = await explain(call.ctx, finding)
+    await call.replier.reply(text.answer_text(answer) if answer else offline_explanation(finding))
+    return True
+
+
+async def _ask(call: Call) -> bool:
+    ask = call.services.ask
+    if ask is None or not call.policy.llm.enabled:
+        await call.replier.reply(text.unavailable_text("answering questions (no LLM is configured)"))
+        return False
+    if await _rate_limited(call):
+        return False
+    answer = await ask(call.ctx, call.number, call.command.question or "")
+    if not answer:
+        await call.replier.reply(text.unavailable_text("an answer"))
+        return False
+    await call.replier.reply(text.answer_text(answer))
+    return True
+
+
+async def _ignore(call: Call) -> bool:
+    from app.pr_state import PrState
+
+    command = call.command
+    kind = command.ignore_kind or "finding"
+    target = (command.rule if kind == "rule" else command.finding_id) or ""
+    state = PrState(call.services.engine_for(call.ctx.settings))
+    await asyncio.to_thread(state.suppress, call.repo_name, call.number, kind, target, call.login)
+    await call.replier.reply(text.ignore_repo_text(command) if command.repo_wide else text.ignored_text(command))
+    return True
+
+
+async def _pause(call: Call) -> bool:
+    from app.pr_state import PrState
+
+    state = PrState(call.services.engine_for(call.ctx.settings))
+    paused = call.command.name == "pause"
+    already = await asyncio.to_thread(state.set_paused, call.repo_name, call.number, paused, call.login)
+    await call.replier.reply(text.paused_text(already) if paused else text.resumed_text(already))
+    return True
+
+
+_RUNNERS: dict[str, Runner] = {
+    "config": _config,
+    "review": _review,
+    "tests": _tests,
+    "explain": _explain,
+    "ask": _ask,
+    "ignore": _ignore,
+    "pause": _pause,
+    "resume": _pause,
+}
+
+
+# -- findings --------------------------------------------------------------------------------------------
+
+
+async def find_finding(ctx: Context, replier: Replier, finding_id: str | None) -> FindingRef | None:
+    """The bot's comment for `finding_id` (a unique prefix is enough), or the finding of the current thread."""
+    comments = await ctx.source.review_comments(replier.number)
+    mine = [c for c in comments if _by_bot(c) and _MARKER.search(c.get("body") or "")]
+    if finding_id is None:
+        if not replier.in_review_thread or replier.comment.in_reply_to_id is None:
+            return None
+        root = next((c for c in mine if c.get("id") == replier.comment.in_reply_to_id), None)
+        return _ref(root, None) if root is not None else None
+    for c in mine:
+        ids = _MARKER.findall(c.get("body") or "")
+        match = next((i for i in ids if i.startswith(finding_id)), None)
+        if match is not None:
+            return _ref(c, match)
+    return None
+
+
+def _by_bot(comment: dict[str, Any]) -> bool:
+    user = comment.get("user") or {}
+    return user.get("type") == "Bot" or str(user.get("login", "")).endswith("[bot]")
+
+
+_RULE = re.compile(r"`([a-z0-9][a-z0-9_.-]*/[a-z0-9][a-z0-9_./-]*)`")
+
+
+def _ref(comment: dict[str, Any], finding_id: str | None) -> FindingRef:
+    body = str(comment.get("body") or "")
+    fid = finding_id or _MARKER.findall(body)[0]
+    rule = _RULE.search(body)
+    return FindingRef(fid, body, comment.get("path"), comment.get("line"), rule.group(1) if rule else None)
+
+
+def offline_explanation(finding: FindingRef) -> str:
+    """Without an LLM: the finding's own text (rule, message, fix, CWE link), restated in the thread."""
+    where = f" at `{finding.path}:{finding.line}`" if finding.path and finding.line else ""
+    rule = f" (rule `{finding.rule}`)" if finding.rule else ""
+    details = _MARKER.sub("", finding.body).strip()
+    quoted = "\n".join(f"> {line}" if line else ">" for line in details.splitlines())
+    return text.answer_text(
+        f"Finding `{finding.finding_id}`{rule}{where}:\n\n{quoted}\n\n"
+        "_An AI explanation is not available on this server; this is the rule's own description._"
+    )
+
+
+# -- test suggestions (deterministic synthesis from analyzers.testgen) ----------------------------------
+
+
+async def suggest_tests(ctx: Context, number: int, command: Command, policy: Any) -> str:
+    from analyzers.diff import ChangeSet
+    from analyzers.testgen import TestRequest, TestTarget, render_tests_comment, synthesize_tests
+
+    pr, _raw = await ctx.source.pull(number)
+    changeset = (await ctx.source.files(number)).changeset
+    if command.path is not None:
+        changeset = ChangeSet(tuple(f for f in changeset.files if f.path == command.path), changeset.skipped)
+        if not changeset.files:
+            return text.answer_text(f"`{command.path}` is not changed in this pull request.")
+    contents, _skipped = await ctx.source.head_files(changeset, pr.head.sha)
+    syntax = None
+    try:
+        from analyzers.syntax import build_syntax_map
+
+        syntax = await asyncio.to_thread(build_syntax_map, changeset, contents.get)
+    except Exception as exc:  # test synthesis works without the syntax map, only less precisely
+        ctx.log.info("no syntax map for tests: %s", exc)
+    only = (TestTarget(command.path, command.function),) if command.path and command.function else ()
+    request = TestRequest(
+        changeset=changeset,
+        read_head=contents.get,
+        syntax=syntax,
+        max_functions=policy.tests.max_functions,
+        max_examples=policy.tests.max_examples,
+        only=only,
+    )
+    result = await asyncio.to_thread(synthesize_tests, request)
+    return render_tests_comment(result)
+
+
+router = make_router()
+
+__all__ = ["FindingRef", "Services", "discover_services", "make_router", "router"]
