@@ -52,7 +52,8 @@ class RetryPolicy:
             wait = max(0.0, exc.retry_after.total_seconds())
             if wait <= self.max_inline_wait and retry_count < self.rate_limit_retries:
                 log.info("rate limited (%s); retrying in %.1fs", exc.response.status_code, wait)
-                return RetryOption(True, timedelta(seconds=wait))
+                # githubkit treats a zero timedelta as "no hint" and sleeps 60 s: never hand it zero.
+                return RetryOption(True, timedelta(seconds=max(wait, 0.01)))
             raise RetryLater(
                 f"GitHub rate limit ({exc.response.status_code}) on {exc.request.method} {exc.request.url.path}",
                 delay=max(wait, self.rate_limit_reschedule_floor),
@@ -72,7 +73,7 @@ class RetryPolicy:
 
     def _transient(self, exc: GitHubException, retry_count: int, what: str) -> RetryOption:
         if retry_count < self.server_retries:
-            wait = min(self.server_backoff * (2**retry_count), self.max_inline_wait)
+            wait = max(0.01, min(self.server_backoff * (2**retry_count), self.max_inline_wait))
             log.info("%s; retry %d in %.1fs", what, retry_count + 1, wait)
             return RetryOption(True, timedelta(seconds=wait))
         raise RetryLater(what, delay=self.server_reschedule_delay) from exc

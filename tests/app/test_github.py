@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from githubkit.exception import RequestFailed
@@ -114,7 +115,9 @@ def test_a_short_retry_after_is_waited_in_process() -> None:
     gh_app = GitHubApp(settings_for(fake), transport=fake.transport(), retry=FAST)
     get_repo(gh_app)
     fake.fail_next(1, status=403, retry_after=0, secondary=True)
+    started = time.monotonic()
     assert get_repo(gh_app)["name"] == "hello"
+    assert time.monotonic() - started < 5  # githubkit reads a zero wait as "sleep 60 s"; we never pass zero
 
 
 @pytest.mark.parametrize(("status", "secondary"), [(403, True), (429, True), (403, False)])
