@@ -34,6 +34,14 @@ pr_suppressions = Table(
     Column("created_at", Float, nullable=False),
 )
 
+handled_commands = Table(
+    "pr_handled_commands",
+    metadata,
+    Column("repo", String(200), primary_key=True),
+    Column("comment_id", Integer, primary_key=True),
+    Column("handled_at", Float, nullable=False),
+)
+
 
 @dataclass(frozen=True)
 class Suppressions:
@@ -102,6 +110,23 @@ class PrState:
             frozenset(target for kind, target in rows if kind == "finding"),
             frozenset(target for kind, target in rows if kind == "rule"),
         )
+
+    def claim_command(self, repo: str, comment_id: int) -> bool:
+        """True the first time a comment's command is run; a redelivered webhook then finds it claimed."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(handled_commands).values(repo=repo.lower(), comment_id=comment_id, handled_at=time.time())
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    def release_command(self, repo: str, comment_id: int) -> None:
+        """Undo a claim when the job will be retried, so the retry runs the command."""
+        t = handled_commands.c
+        with self.engine.begin() as conn:
+            conn.execute(delete(handled_commands).where(and_(t.repo == repo.lower(), t.comment_id == comment_id)))
 
 
 def is_paused(engine: Engine, repo: str, number: int) -> bool:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from app import commands as text
 from app.commands import Command, parse_command
 from app.errors import RetryLater
+from app.pr_state import PrState
 from app.routing import Router
 
 if TYPE_CHECKING:
@@ -155,10 +156,16 @@ async def handle_comment(ctx: Context, services: Services) -> None:
         else:
             return
     replier = Replier(ctx, number, comment, in_thread)
+    state = PrState(services.engine_for(ctx.settings))
+    repo_name = f"{ctx.repo()['owner']}/{ctx.repo()['repo']}"
+    if not await asyncio.to_thread(state.claim_command, repo_name, comment.id):
+        ctx.log.info("command in comment %s was already handled", comment.id)
+        return
     await replier.react("eyes")
     try:
         ok = await execute(ctx, services, command, replier)
     except RetryLater:
+        await asyncio.to_thread(state.release_command, repo_name, comment.id)
         raise
     except Exception as exc:
         ctx.log.error("command %s on #%s failed: %s", command.name, number, exc, exc_info=exc)
@@ -307,8 +314,6 @@ async def _ask(call: Call) -> bool:
 
 
 async def _ignore(call: Call) -> bool:
-    from app.pr_state import PrState
-
     command = call.command
     kind = command.ignore_kind or "finding"
     target = (command.rule if kind == "rule" else command.finding_id) or ""
@@ -319,8 +324,6 @@ async def _ignore(call: Call) -> bool:
 
 
 async def _pause(call: Call) -> bool:
-    from app.pr_state import PrState
-
     state = PrState(call.services.engine_for(call.ctx.settings))
     paused = call.command.name == "pause"
     already = await asyncio.to_thread(state.set_paused, call.repo_name, call.number, paused, call.login)

@@ -15,6 +15,7 @@ from app.comments import TESTS_MARKER
 from app.db import database_url, get_engine
 from app.delivery import Delivery
 from app.dispatch import Outcome, dispatch
+from app.errors import RetryLater
 from app.github import GitHubApp
 from app.handlers.commands import FindingRef, Services, make_router, suggest_tests
 from app.pr_state import is_paused, suppressions
@@ -49,6 +50,8 @@ class World:
     calls: Calls
     services: Services
     deliveries: int = 0
+    last_comment_id: int = 0
+    last_payload: dict[str, Any] = field(default_factory=dict)
 
     def replies(self) -> list[str]:
         bodies = [c["body"] for c in self.repo.issue_comments + self.repo.review_comments]
@@ -85,6 +88,7 @@ class World:
             "comment": {"id": stored["id"], "body": body, "user": self.fake._user(user)},
         }
         self.last_comment_id = stored["id"]
+        self.last_payload = payload
         return self.send("issue_comment", payload)
 
     def thread_reply(self, body: str, root_id: int, user: str = "maint") -> Outcome:
@@ -260,18 +264,33 @@ def test_review_runs_the_rereview_entry_point(world: World) -> None:
 
 
 def test_review_unavailable_without_an_entry_point(world: World) -> None:
+    world.services = Services()  # nothing injected
     world.comment("/diffwise review")
-    # a fresh router with nothing injected
-    world.send(
-        "issue_comment",
-        world._envelope("maint", "created")
-        | {
-            "issue": {"number": 5, "pull_request": {"url": "x"}},
-            "comment": {"id": world.last_comment_id, "body": "/diffwise review", "user": world.fake._user("maint")},
-        },
-        services=Services(),
-    )
     assert "Sorry, an on-demand re-review is not available" in world.replies()[-1]
+
+
+def test_a_redelivered_comment_runs_once(world: World) -> None:
+    world.comment("/diffwise ignore security/eval")
+    payload = world.last_payload
+    outcome = world.send("issue_comment", payload)
+    assert outcome.status == "handled"
+    assert len(world.replies()) == 1
+
+
+def test_retry_later_releases_the_claim(world: World) -> None:
+    attempts: list[int] = []
+
+    async def flaky(ctx: Any, number: int) -> None:
+        attempts.append(number)
+        if len(attempts) == 1:
+            raise RetryLater("GitHub rate limit", delay=1)
+
+    world.services = Services(rereview=flaky)
+    with pytest.raises(RetryLater):
+        world.comment("/diffwise review")
+    world.send("issue_comment", world.last_payload)
+    assert attempts == [5, 5]
+    assert "on its way" in world.replies()[-1]
 
 
 def test_ask_with_and_without_an_llm(world: World) -> None:

@@ -81,3 +81,12 @@ def test_zero_limit(engine: Engine) -> None:
     decision = RateLimiter(engine).acquire("a", "o/r", 1, Limits(0, 0))
     assert not decision.allowed
     assert decision.retry_after == 3600
+
+
+def test_command_claims(engine: Engine) -> None:
+    state = PrState(engine)
+    assert state.claim_command("acme/api", 11)
+    assert not state.claim_command("ACME/api", 11)
+    assert state.claim_command("acme/other", 11)
+    state.release_command("acme/api", 11)
+    assert state.claim_command("acme/api", 11)
