@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from tree_sitter import Node
@@ -18,6 +18,7 @@ class LangSpec:
     nesting: frozenset[str]  # control structures that add one level of nesting
     param_nodes: frozenset[str] = frozenset()  # parameter node types counted (empty: every named child)
     case_default_prefix: str = ""  # a decision node whose text starts with this is a default branch
+    decisions_in: frozenset[tuple[str, str]] = frozenset()  # (node type, parent type) pairs that also count
 
 
 _JS_FUNCTIONS = frozenset(
@@ -51,20 +52,13 @@ SPECS: dict[str, LangSpec] = {
         functions=frozenset({"function_definition"}),
         anonymous=frozenset(),
         classes=frozenset({"class_definition"}),
+        # counted as PyCQA mccabe (ruff C901) counts, so the numbers match what Python teams already see:
+        # statements branch; boolean operators, conditional expressions and comprehensions do not
         decisions=frozenset(
-            {
-                "if_statement",
-                "elif_clause",
-                "for_statement",
-                "while_statement",
-                "except_clause",
-                "conditional_expression",
-                "for_in_clause",
-                "if_clause",
-                "case_clause",
-            }
+            {"if_statement", "elif_clause", "for_statement", "while_statement", "except_clause", "case_clause"}
         ),
-        logical=frozenset({"boolean_operator"}),
+        logical=frozenset(),
+        decisions_in=frozenset({("else_clause", "try_statement")}),
         nesting=frozenset(
             {"if_statement", "for_statement", "while_statement", "try_statement", "with_statement", "match_statement"}
         ),
@@ -151,8 +145,15 @@ class FunctionInfo:
         return self.end_line - self.start_line + 1
 
 
-def functions(root: Node, lang: str, source: bytes) -> list[FunctionInfo]:
-    """Every named function of the tree, outermost first within each scope."""
+LineFilter = Callable[[int, int], bool]
+
+
+def functions(root: Node, lang: str, source: bytes, within: LineFilter | None = None) -> list[FunctionInfo]:
+    """Every named function of the tree, ordered by position.
+
+    `within(start, end)` prunes the walk to subtrees whose lines it accepts (the changed lines), so a
+    review measures the functions it touched, not the whole file.
+    """
     spec = SPECS.get(lang)
     if spec is None:
         return []
@@ -161,6 +162,8 @@ def functions(root: Node, lang: str, source: bytes) -> list[FunctionInfo]:
     stack: list[tuple[Node, tuple[str, ...], bool]] = [(root, (), False)]
     while stack:
         node, scope, in_class = stack.pop()
+        if within is not None and not within(node.start_point.row + 1, node.end_point.row + 1):
+            continue
         children = list(reversed(node.named_children))
         if is_boundary(node, spec):
             name = function_name(node, lang) or "<anonymous>"
@@ -268,6 +271,8 @@ def _walk_body(func: Node, spec: LangSpec) -> tuple[int, int, int, list[Node]]:
             continue
         if node.type in spec.decisions and not _is_default(node, spec):
             complexity += 1
+        elif spec.decisions_in and node.parent is not None and (node.type, node.parent.type) in spec.decisions_in:
+            complexity += 1
         elif node.type in spec.logical and _operator(node) in _SHORT_CIRCUIT:
             complexity += 1
         if node.type in spec.nesting and not _is_else_if(node):
@@ -321,10 +326,12 @@ def _is_staticmethod(node: Node) -> bool:
     return any(_text(d).strip() == "@staticmethod" for d in parent.named_children if d.type == "decorator")
 
 
-def iter_nodes(root: Node) -> Iterator[Node]:
-    """Every named node, pre-order."""
+def iter_nodes(root: Node, within: LineFilter | None = None) -> Iterator[Node]:
+    """Every named node, pre-order; with `within`, only those in subtrees whose lines it accepts."""
     stack = [root]
     while stack:
         node = stack.pop()
+        if within is not None and not within(node.start_point.row + 1, node.end_point.row + 1):
+            continue
         yield node
         stack.extend(reversed(node.named_children))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import posixpath
 import re
 import textwrap
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -43,22 +43,57 @@ class Source:
     scope: frozenset[int] | None  # new-file lines in scope for the filter mode; None: every line
     syntax: Any = None  # the syntax map's FileSyntax, when there is one: its symbols name findings
 
-    @property
+    @cached_property
     def lines(self) -> list[str]:
         return self.text.split("\n")
 
     @cached_property
     def functions(self) -> list[FunctionInfo]:
-        return functions(self.tree.root_node, self.lang, self.data) if supported(self.lang) else []
+        if not supported(self.lang):
+            return []
+        return functions(self.tree.root_node, self.lang, self.data, self.within)
 
     def line(self, n: int) -> str:
         lines = self.lines
         return lines[n - 1] if 0 < n <= len(lines) else ""
 
+    @cached_property
+    def _scope_prefix(self) -> list[int]:
+        """prefix[n]: how many lines 1..n are in scope, so a range test is two lookups."""
+        size = max(self.scope or (0,)) + 1
+        prefix = [0] * (size + 1)
+        for n in range(1, size + 1):
+            prefix[n] = prefix[n - 1] + (1 if self.scope is not None and n in self.scope else 0)
+        return prefix
+
     def in_scope(self, start: int, end: int | None = None) -> bool:
         if self.scope is None:
             return True
-        return any(n in self.scope for n in range(start, (end or start) + 1))
+        prefix = self._scope_prefix
+        top = len(prefix) - 1
+        last = min(end if end is not None and end > start else start, top)
+        first = max(start, 1)
+        return first <= last and prefix[last] - prefix[first - 1] > 0
+
+    @property
+    def within(self) -> Callable[[int, int], bool] | None:
+        """The pruning predicate for tree walks: None (walk everything) in whole-file mode."""
+        return None if self.scope is None else self.in_scope
+
+    @cached_property
+    def _by_type(self) -> dict[str, list[Node]]:
+        """Named nodes of the subtrees that touch lines in scope, by type: one walk serves every rule."""
+        index: dict[str, list[Node]] = {}
+        for node in iter_nodes(self.tree.root_node, self.within):
+            index.setdefault(node.type, []).append(node)
+        return index
+
+    def nodes(self, *types: str) -> list[Node]:
+        """In-scope nodes of these types, in document order."""
+        found = [n for t in types for n in self._by_type.get(t, ())]
+        if len(types) > 1:
+            found.sort(key=lambda n: n.start_byte)
+        return found
 
     def first_in_scope(self, lines: Iterable[int]) -> int | None:
         return min((n for n in lines if self.scope is None or n in self.scope), default=None)
@@ -289,14 +324,15 @@ _MAIN_GUARD = re.compile(r"""^if\s+__name__\s*==\s*['"]__main__['"]\s*:""", re.M
 
 def python_findings(src: Source) -> Iterator[Finding]:
     scripty = _is_script(src)
-    for node in iter_nodes(src.tree.root_node):
+    kinds = ("except_clause", "default_parameter", "typed_default_parameter", "call", *_BLOCKS)
+    for node in src.nodes(*kinds):
         kind = node.type
         if kind == "except_clause":
             yield from _python_except(src, node)
         elif kind in ("default_parameter", "typed_default_parameter"):
             yield from _mutable_default(src, node)
-        elif kind in ("return_statement", "raise_statement", "continue_statement", "break_statement"):
-            yield from _unreachable_after(src, node)
+        elif kind in _BLOCKS:
+            yield from _unreachable_in(src, node, lambda s: s.type in _PY_TERMINATORS)
         elif kind == "call":
             yield from _python_debug_call(src, node, scripty)
 
@@ -323,9 +359,6 @@ def _is_noop(stmt: Node) -> bool:
         return True
     if stmt.type == "expression_statement" and stmt.named_child_count == 1:
         return stmt.named_children[0].type == "ellipsis"
-    if stmt.type == "return_statement":
-        value = _statements(stmt)
-        return not value or _text(value[0]) == "None"
     return False
 
 
@@ -349,7 +382,7 @@ def _python_except(src: Source, clause: Node) -> Iterator[Finding]:
     body = _statements(block)
     types = _except_types(clause)
     header = src.line(_row(clause))
-    swallows = bool(body) and all(_is_noop(s) for s in body) and not _has_comment(block)
+    swallows = bool(body) and all(_is_noop(s) for s in body) and not _has_comment(clause)
     if types is None and not swallows:
         if block is not None and any(n.type == "raise_statement" for n in iter_nodes(block)):
             return
@@ -510,6 +543,8 @@ def _delete_line_fix(src: Source, node: Node, is_debug: Any) -> Fix | None:
 
 # ---- unreachable code -----------------------------------------------------------------------------
 
+_BLOCKS = frozenset({"block", "module", "statement_block", "statement_list", "program", "switch_case"})
+_PY_TERMINATORS = frozenset({"return_statement", "raise_statement", "continue_statement", "break_statement"})
 _JS_TERMINATORS = frozenset({"return_statement", "throw_statement", "break_statement", "continue_statement"})
 _GO_TERMINATORS = frozenset({"return_statement", "break_statement", "continue_statement", "goto_statement"})
 _HOISTED = frozenset(
@@ -519,12 +554,10 @@ _HOISTED = frozenset(
 
 
 def unreachable_findings(src: Source) -> Iterator[Finding]:
-    terminators = _GO_TERMINATORS if src.lang == "go" else _JS_TERMINATORS
-    if src.lang == "java":
+    if src.lang != "go":
         return  # javac already rejects unreachable statements
-    for node in iter_nodes(src.tree.root_node):
-        if node.type in terminators or (src.lang == "go" and _is_go_panic(node)):
-            yield from _unreachable_after(src, node)
+    for node in src.nodes(*_BLOCKS):
+        yield from _unreachable_in(src, node, lambda s: s.type in _GO_TERMINATORS or _is_go_panic(s))
 
 
 def _is_go_panic(node: Node) -> bool:
@@ -534,22 +567,20 @@ def _is_go_panic(node: Node) -> bool:
     return call.type == "call_expression" and _text(call.child_by_field_name("function")) == "panic"
 
 
-def _unreachable_after(src: Source, terminator: Node) -> Iterator[Finding]:
-    parent = terminator.parent
-    if parent is None or parent.type not in ("block", "module", "statement_block", "statement_list"):
+def _unreachable_in(src: Source, block: Node, is_terminator: Callable[[Node], bool]) -> Iterator[Finding]:
+    """Statements of `block` after its first return/raise/break/continue (hoisted declarations aside)."""
+    siblings = _statements(block)
+    index = next((i for i, s in enumerate(siblings) if is_terminator(s)), None)
+    if index is None:
         return
-    siblings = _statements(parent)
-    try:
-        rest = siblings[siblings.index(terminator) + 1 :]
-    except ValueError:
-        return
-    rest = [s for s in rest if s.type not in _HOISTED and not _is_bare_yield(s)]
+    terminator = siblings[index]
+    rest = [s for s in siblings[index + 1 :] if s.type not in _HOISTED and not _is_bare_yield(s)]
     if not rest:
         return
     first, last = rest[0], rest[-1]
     if not src.in_scope(_row(terminator), _end_row(last)):
         return
-    anchor = _row(first) if src.in_scope(_row(first)) else _row(terminator)
+    anchor = _row(first) if src.in_scope(_row(first), _end_row(last)) else _row(terminator)
     keyword = _text(terminator).split(None, 1)[0].rstrip(";") or terminator.type
     yield _finding(
         src,
@@ -560,7 +591,7 @@ def _unreachable_after(src: Source, terminator: Node) -> Iterator[Finding]:
         f"Code after `{keyword}` on line {_row(terminator)} never runs (lines {_row(first)}-{_end_row(last)}); "
         "remove it or fix the control flow.",
         anchor,
-        max(anchor, _row(first)),
+        anchor,
         _text(first).split("\n", 1)[0],
         symbol=_symbol_at(src, _row(first)),
     )
@@ -583,7 +614,7 @@ _JS_SCRIPT_FILE = re.compile(
 
 def js_findings(src: Source) -> Iterator[Finding]:
     scripty = is_test_path(src.path) or bool(_JS_SCRIPT_FILE.search(src.path)) or src.text.startswith("#!")
-    for node in iter_nodes(src.tree.root_node):
+    for node in src.nodes("debugger_statement", "call_expression", *_BLOCKS):
         if node.type == "debugger_statement" and src.in_scope(_row(node)):
             yield _finding(
                 src,
@@ -613,16 +644,14 @@ def js_findings(src: Source) -> Iterator[Finding]:
                     _text(node),
                     symbol=_symbol_at(src, _row(node)),
                 )
-        elif node.type in _JS_TERMINATORS:
-            yield from _unreachable_after(src, node)
+        elif node.type in _BLOCKS:
+            yield from _unreachable_in(src, node, lambda s: s.type in _JS_TERMINATORS)
     yield from empty_catch_findings(src)
 
 
 def empty_catch_findings(src: Source) -> Iterator[Finding]:
     """`catch (e) {}` with nothing in it, not even a comment saying why (JS/TS, Java)."""
-    for node in iter_nodes(src.tree.root_node):
-        if node.type != "catch_clause":
-            continue
+    for node in src.nodes("catch_clause"):
         body = node.child_by_field_name("body") or next(
             (c for c in node.named_children if c.type in ("statement_block", "block")), None
         )
@@ -645,7 +674,8 @@ def empty_catch_findings(src: Source) -> Iterator[Finding]:
 
 # ---- comments: TODO without issue, commented-out code ---------------------------------------------
 
-_TODO = re.compile(r"\b(TODO|FIXME)\b")
+# the marker opening a comment, or followed by ":" or "(" (not quoted): not prose that mentions one
+_TODO = re.compile(r"^[\s#/*!-]*(TODO|FIXME)\b|(?<![`'\"])\b(TODO|FIXME)(?=\s*[:(])", re.M)
 _ISSUE_REF = re.compile(r"#\d+\b|https?://\S+|\b[A-Z][A-Z0-9_]+-\d+\b|\bGH-\d+\b|\b[\w.-]+/[\w.-]+#\d+")
 _LINE_MARKERS = {"python": "#", "javascript": "//", "typescript": "//", "tsx": "//", "go": "//", "java": "//"}
 _DIRECTIVE = re.compile(
@@ -656,14 +686,15 @@ _DIRECTIVE = re.compile(
 
 
 def todo_findings(src: Source) -> Iterator[Finding]:
-    for node in iter_nodes(src.tree.root_node):
-        if node.type not in COMMENT_TYPES or not src.in_scope(_row(node), _end_row(node)):
+    for node in src.nodes(*COMMENT_TYPES):
+        if not src.in_scope(_row(node), _end_row(node)):
             continue
         text = _text(node)
         if not _TODO.search(text) or _ISSUE_REF.search(text):
             continue
         for offset, line in enumerate(text.split("\n")):
             match = _TODO.search(line)
+            marker = (match.group(1) or match.group(2)) if match is not None else ""
             row = _row(node) + offset
             if match is None or not src.in_scope(row):
                 continue
@@ -672,8 +703,8 @@ def todo_findings(src: Source) -> Iterator[Finding]:
                 "todo-without-issue",
                 Severity.INFO,
                 Confidence.HIGH,
-                f"{match.group(1)} without an issue link",
-                f"This {match.group(1)} names no issue; link one (`#123`, a URL or `KEY-123`) so it is not forgotten.",
+                f"{marker} without an issue link",
+                f"This {marker} names no issue; link one (`#123`, a URL or `KEY-123`) so it is not forgotten.",
                 row,
                 row,
                 line,
@@ -724,9 +755,7 @@ def _comment_blocks(src: Source, marker: str) -> Iterator[list[tuple[int, str]]]
     """Runs of consecutive whole-line comments, as (row, text without the marker)."""
     lines = src.lines
     block: list[tuple[int, str]] = []
-    for node in iter_nodes(src.tree.root_node):
-        if node.type not in COMMENT_TYPES:
-            continue
+    for node in src.nodes(*COMMENT_TYPES):
         row = _row(node)
         raw = _text(node)
         own_line = lines[row - 1].strip() == raw.strip() if row <= len(lines) else False

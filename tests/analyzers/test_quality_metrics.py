@@ -42,7 +42,13 @@ def test_python_metrics() -> None:
     )
     fns = measure("python", src)
     m = fns["A.m"]
-    assert (m.params, m.complexity, m.nesting, m.header_line, m.length) == (5, 10, 3, 2, 11)
+    assert (m.params, m.complexity, m.nesting, m.header_line, m.length) == (
+        5,
+        5,
+        3,
+        2,
+        11,
+    )  # mccabe: if, for, while, elif
     assert fns["A.m.inner"].complexity == 2
     assert 10 not in m.own_lines
     assert 12 in m.own_lines
@@ -136,3 +142,19 @@ def test_python_complexity_counts_branches_and_nesting_counts_depth(n: int, dept
     nested += "    " * (depth + 1) + "pass\n"
     g = measure("python", nested)["g"]
     assert (g.nesting, g.complexity) == (depth, depth + 1)
+
+
+def test_python_complexity_matches_mccabe_conventions() -> None:
+    src = (
+        "def f(a, b):\n"
+        "    x = [i for i in a if i and b]\n"  # comprehensions and boolean operators do not branch here
+        "    y = 1 if a else 2\n"
+        "    try:\n"
+        "        g()\n"
+        "    except ValueError:\n"  # +1
+        "        pass\n"
+        "    else:\n"  # try-else +1
+        "        h()\n"
+        "    return x, y\n"
+    )
+    assert measure("python", src)["f"].complexity == 3
