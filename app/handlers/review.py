@@ -106,7 +106,13 @@ async def review_pull_request(ctx: Context) -> None:
 
     owner, repo = source.owner, source.repo
     review = await run_review(
-        ReviewInput(changeset=changeset, read_head=contents.get, policy=policy, pr=pull_info(owner, repo, pr))
+        ReviewInput(
+            changeset=changeset,
+            read_head=contents.get,
+            policy=policy,
+            pr=pull_info(owner, repo, pr),
+            llm=make_llm(ctx.settings, policy),
+        )
     )
     repo_url = (ctx.payload.repository.full_name if ctx.payload.repository else f"{owner}/{repo}") or ""
     target = ReviewTarget(owner, repo, pr.number, pr.head.sha, f"https://github.com/{repo_url}")
@@ -120,6 +126,15 @@ async def review_pull_request(ctx: Context) -> None:
         len(plan.comments),
         review_id,
     )
+
+
+def make_llm(settings: Any, policy: Any) -> Any:
+    """The LLM reviewer for this job (it degrades to a note when no key is set or the policy turns it off)."""
+    try:
+        from app.llm_review import LLMReviewer
+    except ImportError:
+        return None
+    return LLMReviewer.from_settings(settings, policy)
 
 
 async def already_reviewed(ctx: Context, number: int, head_sha: str) -> bool:
