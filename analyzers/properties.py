@@ -15,6 +15,10 @@ RESERVED = frozenset({MODULE_ALIAS, "st", "given", "settings", "assume", "math",
 # family → how much a passing test of it says about the function (used to rank and to describe)
 STRENGTH = {
     "equivalence": 5,
+    "selection": 4,
+    "parts": 4,
+    "bounds": 3,
+    "width": 3,
     "roundtrip": 4,
     "sorted": 4,
     "clamp": 3,
@@ -113,7 +117,7 @@ def plan_call(info: FunctionInfo, module: ModuleInfo, *, optional: bool) -> Call
         strat = strategy_for(p.annotation, name=p.name, default=p.default, module=module, hint=hint)
         if p.required and strat is None:
             return None
-        if not p.required and (not optional or strat is None or not strat.exact or p.kind == "positional_only"):
+        if not p.required and (not optional or not _worth_passing(p, strat) or p.kind == "positional_only"):
             keyword = True  # later parameters go by keyword, this one keeps its default
             continue
         if strat is None:
@@ -122,6 +126,14 @@ def plan_call(info: FunctionInfo, module: ModuleInfo, *, optional: bool) -> Call
         used.add(var)
         args.append(Arg(p, var, strat, keyword or p.kind == "keyword_only"))
     return Call(info, tuple(args), receiver)
+
+
+def _worth_passing(p: Param, strat: Strategy | None) -> bool:
+    """Optional parameters are varied only when annotated, or flags: other defaults often encode a domain
+    (an encoding name, a mode string, a column count) that random values would leave."""
+    if strat is None or not strat.exact:
+        return False
+    return p.annotation is not None or strat.kind == "bool"
 
 
 def _decorators(call: Call, max_examples: int, extra: Sequence[str] = ()) -> str:
@@ -208,17 +220,30 @@ def return_check(returns: ast.expr | None) -> str | None:
     return _RETURN_CHECKS.get(name or "")
 
 
-def no_crash(call: Call, module: ModuleInfo, max_examples: int) -> PropertyTest:
+PREDICATE = re.compile(r"^(is|has|can|should|needs?)_?[a-z]")
+
+
+def _guarded_call(call: Call, module: ModuleInfo) -> list[str]:
+    """`result = f(...)`, returning early when f refuses the input with an exception it raises on purpose."""
     info = call.info
     allowed = allowed_exceptions(info, module)
-    check = return_check(info.returns) if not (info.is_generator or info.is_async) else None
     body = f"result = {_invoke(info, call.expression())}"
-    lines: list[str] = []
-    if allowed:
-        caught = allowed[0] if len(allowed) == 1 else f"({', '.join(allowed)})"
-        lines += ["try:", f"    {body}", f"except {caught}:", "    return  # refused on purpose: raised by the code"]
-    else:
-        lines.append(body)
+    if not allowed:
+        return [body]
+    caught = allowed[0] if len(allowed) == 1 else f"({', '.join(allowed)})"
+    return ["try:", f"    {body}", f"except {caught}:", "    return  # refused on purpose: raised by the code"]
+
+
+def no_crash(call: Call, module: ModuleInfo, max_examples: int, *, bare: bool = False) -> PropertyTest:
+    """Valid inputs raise nothing unexpected; the result has the annotated type (a predicate returns a bool).
+
+    `bare` leaves out every check of the result: the kill-rate floor of the benchmark.
+    """
+    info = call.info
+    check = return_check(info.returns) if not (info.is_generator or info.is_async or bare) else None
+    if check is None and not bare and info.returns is None and PREDICATE.match(info.name) and not info.is_async:
+        check = "isinstance(result, bool)"
+    lines = _guarded_call(call, module)
     if check:
         lines.append(f"assert {check}, result")
     else:
@@ -404,6 +429,99 @@ def clamp_invariant(call: Call, max_examples: int) -> PropertyTest | None:
     return PropertyTest("clamp", name, code, (info.qualname,))
 
 
+AGGREGATE = re.compile(r"(^|_)(mean|fmean|median\w*|average|avg|mode|midpoint|percentile|quantile)($|_)", re.I)
+MEMBER = re.compile(r"(^|_)(median_low|median_high|mode|choice|pick|select\w*)$", re.IGNORECASE)
+SELECTION = re.compile(r"(^|_)(n?largest|n?smallest|top_?k?|bottom_?k?)($|_)", re.IGNORECASE)
+PARTS = re.compile(r"^(r?partition|split_?ext|splitdrive|split_?extension)$", re.IGNORECASE)
+WIDTH_FUNCS = re.compile(r"(^|_)(wrap|fill|shorten|truncate|ellipsize|abbreviate)($|_)", re.IGNORECASE)
+WIDTH_PARAMS = re.compile(r"^(width|max_?width|max_?len|maxlen|max_?length|limit|line_?length)$", re.IGNORECASE)
+
+
+def _guarded_test(
+    call: Call, module: ModuleInfo, family: str, suffix: str, checks: Sequence[str], max_examples: int, pre=()
+) -> PropertyTest:
+    info = call.info
+    lines = [*pre, *_guarded_call(call, module), *checks]
+    name = f"test_{_slug(info.qualname)}_{suffix}"
+    code = _decorators(call, max_examples) + f"def {name}({', '.join(call.variables())}):\n" + _indent(lines)
+    return PropertyTest(family, name, code, (info.qualname,))
+
+
+def _plain(call: Call) -> bool:
+    return call.receiver is None and not call.info.is_async and not call.info.is_generator
+
+
+def aggregate_invariant(call: Call, module: ModuleInfo, max_examples: int) -> PropertyTest | None:
+    """A mean/median/mode of numbers lies within their range (a median_low/high or mode is one of them)."""
+    info = call.info
+    if not AGGREGATE.search(info.name) or len(call.args) != 1 or not _plain(call):
+        return None
+    data = call.args[0]
+    numeric = "st.floats" in data.strategy.code or "st.integers" in data.strategy.code
+    if data.strategy.kind != "list" or not numeric:
+        return None
+    tol = f"1e-9 * max(1.0, abs(min({data.var})), abs(max({data.var})))"
+    checks = [f"assert min({data.var}) - {tol} <= result <= max({data.var}) + {tol}, result"]
+    if MEMBER.search(info.name):
+        checks.append(f"assert result in {data.var}, result")
+    return _guarded_test(call, module, "bounds", "within_input_range", checks, max_examples)
+
+
+def selection_invariant(call: Call, module: ModuleInfo, max_examples: int) -> PropertyTest | None:
+    """n largest/smallest: min(n, len) items, taken from the input, in order."""
+    info = call.info
+    if not SELECTION.search(info.name) or len(call.args) != 2 or not _plain(call):
+        return None
+    count = next((a for a in call.args if a.strategy.kind == "int"), None)
+    items = next((a for a in call.args if a.strategy.kind == "list"), None)
+    if count is None or items is None:
+        return None
+    order = ">=" if re.search("larg|top", info.name, re.IGNORECASE) else "<="
+    checks = [
+        "out = list(result)",
+        f"assert len(out) == max(0, min({count.var}, len({items.var}))), out",
+        f"assert all(x in {items.var} for x in out), out",
+        f"assert all(a {order} b for a, b in zip(out, out[1:])), out",
+    ]
+    return _guarded_test(call, module, "selection", "selects_in_order", checks, max_examples)
+
+
+def parts_invariant(call: Call, module: ModuleInfo, max_examples: int) -> PropertyTest | None:
+    """A partition/splitext of a string gives parts that concatenate back to it."""
+    info = call.info
+    if not PARTS.match(info.name) or not call.args or call.args[0].strategy.kind not in ("str", "bytes"):
+        return None
+    if not _plain(call):
+        return None
+    first = call.args[0].var
+    checks = [f"assert {first}[:0].join(result) == {first}, result"]
+    return _guarded_test(call, module, "parts", "parts_concatenate", checks, max_examples)
+
+
+def width_invariant(call: Call, module: ModuleInfo, max_examples: int) -> PropertyTest | None:
+    """wrap/fill/shorten to a width: no output line is longer than the width."""
+    info = call.info
+    if not WIDTH_FUNCS.search(info.name) or not _plain(call):
+        return None
+    width = next((a for a in call.args if WIDTH_PARAMS.match(a.param.name) and a.strategy.kind == "int"), None)
+    text = next((a for a in call.args if a.strategy.kind == "str"), None)
+    if text is None:
+        return None
+    if width is not None:
+        limit, pre = width.var, [f"assume({width.var} >= 1)"]
+    else:  # the width keeps its default: read it from the signature
+        defaults = [p.default for p in info.params if WIDTH_PARAMS.match(p.name) and p.default is not None]
+        value = defaults[0].value if defaults and isinstance(defaults[0], ast.Constant) else None
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            return None
+        limit, pre = str(value), []
+    checks = [
+        "lines = result.splitlines() if isinstance(result, str) else list(result)",
+        f"assert all(len(line) <= {limit} for line in lines), lines",
+    ]
+    return _guarded_test(call, module, "width", "fits_width", checks, max_examples, pre)
+
+
 # ---- commutativity / associativity for binary operations ------------------------------------------------
 
 COMMUTATIVE = re.compile(
@@ -516,6 +634,10 @@ def family_tests(
                     tests.append(found)
     for maker in (idempotent, sorted_invariant, length_invariant, clamp_invariant):
         found = maker(required, max_examples)
+        if found is not None:
+            tests.append(found)
+    for guarded in (aggregate_invariant, selection_invariant, parts_invariant, width_invariant):
+        found = guarded(required, module, max_examples)
         if found is not None:
             tests.append(found)
     tests.extend(algebra(required, max_examples))

@@ -375,6 +375,10 @@ _FAMILY_BY_SUFFIX = (
     ("_keeps_length", "length"),
     ("_commutative", "commutative"),
     ("_associative", "associative"),
+    ("_within_input_range", "bounds"),
+    ("_selects_in_order", "selection"),
+    ("_parts_concatenate", "parts"),
+    ("_fits_width", "width"),
     ("_no_crash", "no-crash"),
 )
 _TITLES = {
@@ -387,6 +391,10 @@ _TITLES = {
     "commutative": "argument order changes the result",
     "associative": "grouping changes the result",
     "no-crash": "crashes on a valid input",
+    "bounds": "result outside the range of its input",
+    "selection": "wrong selection of items",
+    "parts": "parts do not concatenate back to the input",
+    "width": "output wider than the width",
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -94,8 +94,10 @@ def parse_module(text: str) -> ModuleInfo:
     lines = text.splitlines()
     raises_by_name: dict[str, set[str]] = {}
     calls_by_name: dict[str, set[str]] = {}
-    for node in tree.body:
+    for node in _top_level(tree.body):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            if node.name in functions:
+                continue  # a conditional second definition: keep the first
             bound.add(node.name)
             functions[node.name] = _function(node, None, lines)
             raises_by_name[node.name], calls_by_name[node.name] = _raises_and_calls(node)
@@ -121,14 +123,55 @@ def parse_module(text: str) -> ModuleInfo:
         elif isinstance(node, ast.Assign | ast.AnnAssign):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             bound.update(t.id for t in targets if isinstance(t, ast.Name))
+    _docstrings_assigned_later(tree, functions)
     # a function may raise what the same-module helpers it calls raise (one level)
     for name, info in list(functions.items()):
         if info.class_name is None:
             extra = set().union(*(raises_by_name.get(c, set()) for c in calls_by_name.get(name, set())))
             if extra - info.raises:
                 functions[name] = _replace_raises(info, info.raises | extra)
-    classes = frozenset(n.name for n in tree.body if isinstance(n, ast.ClassDef))
+    classes = frozenset(n.name for n in _top_level(tree.body) if isinstance(n, ast.ClassDef))
     return ModuleInfo(functions, frozenset(enums), records, frozenset(bound), frozenset(imports), classes)
+
+
+def _docstrings_assigned_later(tree: ast.Module, functions: dict[str, FunctionInfo]) -> None:
+    """`f.__doc__ = TEMPLATE.format(...)` (as in base64): use the template as the docstring."""
+    from dataclasses import replace
+
+    strings: dict[str, str] = {}
+    for node in _top_level(tree.body):
+        if not isinstance(node, ast.Assign) or len(node.targets) != 1:
+            continue
+        target, value = node.targets[0], node.value
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr == "format":
+            value = value.func.value
+        text = value.value if isinstance(value, ast.Constant) and isinstance(value.value, str) else None
+        if text is None and isinstance(value, ast.Name):
+            text = strings.get(value.id)
+        if text is None:
+            continue
+        if isinstance(target, ast.Name):
+            strings[target.id] = text
+        elif isinstance(target, ast.Attribute) and target.attr == "__doc__" and isinstance(target.value, ast.Name):
+            info = functions.get(target.value.id)
+            if info is not None and not info.docstring:
+                functions[target.value.id] = replace(info, docstring=text)
+
+
+def _top_level(body: list[ast.stmt]) -> list[ast.stmt]:
+    """Module statements, looking into top-level `if`/`try` blocks (platform and fallback definitions)."""
+    out: list[ast.stmt] = []
+    for node in body:
+        if isinstance(node, ast.If):
+            out += _top_level(node.body) + _top_level(node.orelse)
+        elif isinstance(node, ast.Try):
+            out += _top_level(node.body)
+            for handler in node.handlers:
+                out += _top_level(handler.body)
+            out += _top_level(node.orelse)
+        else:
+            out.append(node)
+    return out
 
 
 def _replace_raises(info: FunctionInfo, raises: frozenset[str] | set[str]) -> FunctionInfo:
@@ -178,7 +221,7 @@ def _function(node: ast.FunctionDef | ast.AsyncFunctionDef, cls: str | None, lin
         else:
             method_kind = "classmethod" if "classmethod" in decorators else "method"
             params = params[1:] if params and params[0].kind != "var_positional" else params
-    own = [n for n in ast.walk(node) if not _nested_scope(n, node)]
+    own = list(_own_nodes(node))
     is_generator = any(isinstance(n, ast.Yield | ast.YieldFrom) for n in own)
     raises, _ = _raises_and_calls(node)
     start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
@@ -203,8 +246,14 @@ def _function(node: ast.FunctionDef | ast.AsyncFunctionDef, cls: str | None, lin
     )
 
 
-def _nested_scope(n: ast.AST, root: ast.AST) -> bool:
-    return n is not root and isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef)
+def _own_nodes(root: ast.AST) -> Iterator[ast.AST]:
+    """The nodes of a function's own body, not those of functions, lambdas or classes nested in it."""
+    stack = list(ast.iter_child_nodes(root))
+    while stack:
+        node = stack.pop()
+        yield node
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
+            stack.extend(ast.iter_child_nodes(node))
 
 
 def _raises_and_calls(node: ast.AST) -> tuple[set[str], set[str]]:
@@ -486,6 +535,8 @@ def guess_from_name(name: str, hint: str, module: ModuleInfo | None) -> Strategy
     doc = hint.split("\n", 1)[1] if "\n" in hint else ""
     if lowered in ("s", "data", "string", "input", "b", "buf") and _BYTES_DOC.search(doc) and "str" not in doc.split():
         return Strategy("st.binary()", "bytes", False)
+    if lowered in ("x", "a", "l", "lst", "seq") and re.search(r"\blist\b", doc, re.IGNORECASE):
+        return Strategy("st.lists(st.integers(), max_size=20)", "list", False, Strategy("st.integers()", "int", False))
     if lowered == "data":
         if _NUMERIC_DOC.search(doc) or (module is not None and module.imports & {"math", "statistics", "fractions"}):
             return Strategy(f"st.lists({FLOATS}, min_size=1, max_size=20)", "list", False)

@@ -134,10 +134,13 @@ def test_allowed_exceptions_and_parsers() -> None:
 
 
 def test_optional_parameters_only_with_exact_strategies() -> None:
-    module = parse_module("def f(text: str, width=70, *, callback=None, mystery=object()) -> str:\n    return text\n")
+    module = parse_module(
+        "def f(text: str, width=70, strict=False, *, size: int = 3, callback=None, mystery=object()) -> str:\n"
+        "    return text\n"
+    )
     call = plan_call(module.functions["f"], module, optional=True)
     assert call is not None
-    assert [a.param.name for a in call.args] == ["text", "width"]
+    assert [a.param.name for a in call.args] == ["text", "strict", "size"]
     assert (
         plan_call(parse_module("def g(unknown):\n    pass\n").functions["g"], parse_module(""), optional=False) is None
     )
