@@ -90,7 +90,7 @@ RUFF_CWE: Mapping[str, int] = {
     "S704": 79,
 }
 # CWEs that name the same weakness at different levels; duplicates match across them.
-CWE_ALIASES: Mapping[int, int] = {95: 94, 327: 328, 259: 798, 20: 611, 703: 390}
+CWE_ALIASES: Mapping[int, int] = {95: 94, 327: 328, 259: 798, 703: 390}
 # External codes that say what one of our quality rules already says (no CWE to match on).
 SAME_AS_OURS: Mapping[str, str] = {
     "external/ruff-B006": "quality/mutable-default",
@@ -400,8 +400,10 @@ def parse_bandit(stdout: str, texts: Mapping[str, str], min_severity: Severity =
         if severity < min_severity:
             continue  # bandit's LOW findings (imports of subprocess, asserts) are mostly noise in a review
         lines = [int(n) for n in item.get("line_range") or [item.get("line_number", 1)]]
-        cwe = (item.get("issue_cwe") or {}).get("id")
         test_id = str(item.get("test_id", "B000"))
+        # bandit often reports a generic CWE (CWE-20 for yaml.load); ruff's S-codes mirror its B-codes,
+        # so the specific one our own rules emit comes from the same table
+        cwe = RUFF_CWE.get("S" + test_id[1:]) or (item.get("issue_cwe") or {}).get("id")
         out.append(
             _make(
                 f"bandit-{test_id}",

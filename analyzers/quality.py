@@ -865,26 +865,50 @@ def _untested_candidates(src: Source) -> Iterator[tuple[Source, FunctionInfo, in
 def untested_findings(
     candidates: list[tuple[Source, FunctionInfo, int]], index: TestIndex, limit: int
 ) -> Iterator[Finding]:
+    """One hint per function when its module's test file does not mention it; one per file when the
+    module has no test file at all (a list of every function would only repeat that fact)."""
+    by_file: dict[str, list[tuple[Source, FunctionInfo, int]]] = {}
+    for item in candidates:
+        by_file.setdefault(item[0].path, []).append(item)
     emitted = 0
-    for src, fn, changed in candidates:
+    for path, items in by_file.items():
+        untested = [item for item in items if not index.touches(path, item[1].name)]
+        if not untested:
+            continue
+        tests = index.test_files(path)
+        if tests:
+            for src, fn, changed in untested:
+                if emitted >= limit:
+                    return
+                emitted += 1
+                yield _untested(
+                    src, fn, changed, f"`{fn.qualname}` changed but `{tests[0]}` does not mention it", tests
+                )
+            continue
         if emitted >= limit:
             return
-        if index.touches(src.path, fn.name):
-            continue
         emitted += 1
-        end = fn.header_line if src.in_scope(fn.header_line) else max(changed, fn.header_line)
-        tests = index.test_files(src.path)
-        where = f"`{tests[0]}` does not mention it" if tests else "no test file for this module was found"
-        yield _finding(
-            src,
-            "untested-change",
-            Severity.INFO,
-            Confidence.MEDIUM,
-            "Changed function has no test touching it",
-            f"`{fn.qualname}` changed but {where}; consider adding a test (a property test may be suggested).",
-            fn.header_line,
-            end,
-            fn.header,
-            symbol=fn.qualname,
-            extra={"scope": "symbol", "test_files": tuple(tests)},
-        )
+        src, fn, changed = untested[0]
+        names = [f"`{f.qualname}`" for _, f, _ in untested]
+        listed = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+        message = f"{listed} changed but no test file for this module was found"
+        yield _untested(src, fn, changed, message, (), per_file=len(names) > 1)
+
+
+def _untested(
+    src: Source, fn: FunctionInfo, changed: int, what: str, tests: Iterable[str], per_file: bool = False
+) -> Finding:
+    end = fn.header_line if src.in_scope(fn.header_line) else max(changed, fn.header_line)
+    return _finding(
+        src,
+        "untested-change",
+        Severity.INFO,
+        Confidence.MEDIUM,
+        "Changed code has no test touching it" if per_file else "Changed function has no test touching it",
+        f"{what}; consider adding a test (a property test may be suggested).",
+        fn.header_line,
+        end,
+        "" if per_file else fn.header,
+        symbol=None if per_file else fn.qualname,
+        extra={"scope": "symbol", "test_files": tuple(tests)},
+    )

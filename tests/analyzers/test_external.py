@@ -235,7 +235,9 @@ def test_parsers_map_fields() -> None:
         }
     )
     (b,) = parse_bandit(bandit, texts)
-    assert (b.rule, b.path, b.cwe, b.confidence) == ("external/bandit-B307", "a.py", 78, Confidence.HIGH)
+    assert (b.rule, b.path, b.cwe, b.confidence) == ("external/bandit-B307", "a.py", 94, Confidence.HIGH)
+    generic = bandit.replace("B307", "B999")  # no specific mapping: bandit's own CWE stays
+    assert parse_bandit(generic, texts)[0].cwe == 78
     assert parse_semgrep_sarif(json.dumps({"runs": []}), texts) == []
 
 

@@ -89,9 +89,18 @@ def test_no_hint_for_private_short_test_or_entry_functions(path: str, src: str) 
 
 def test_hints_are_capped_and_can_be_turned_off() -> None:
     src = "".join(f"def fn{i}(x):\n    y = x\n    return y\n\n" for i in range(9))
-    assert len(untested({"pkg/mod.py": (src, None)})) == 5
-    assert len(untested({"pkg/mod.py": (src, None)}, max_untested_hints=2)) == 2
-    assert untested({"pkg/mod.py": (src, None)}, max_untested_hints=0) == []
+    tests = {"tests/test_mod.py": "def test_nothing(): ...\n"}
+    assert len(untested({"pkg/mod.py": (src, None)}, tests)) == 5
+    assert len(untested({"pkg/mod.py": (src, None)}, tests, max_untested_hints=2)) == 2
+    assert untested({"pkg/mod.py": (src, None)}, tests, max_untested_hints=0) == []
+
+
+def test_a_module_without_any_test_file_gets_one_hint() -> None:
+    src = "".join(f"def fn{i}(x):\n    y = x\n    return y\n\n" for i in range(6))
+    (found,) = untested({"pkg/mod.py": (src, None)})
+    assert found.symbol is None
+    assert found.message.startswith("`fn0`, `fn1`, `fn2`, `fn3` and 2 more changed but no test file")
+    assert found.start_line == 1
 
 
 def test_index_reads_are_bounded_and_errors_are_absent_files() -> None:
