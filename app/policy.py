@@ -18,7 +18,6 @@ AnalyzerName = Literal["security", "secrets", "quality", "external"]
 
 POLICY_PATH = ".github/diffwise.yml"
 POLICY_PATHS = (".github/diffwise.yml", ".github/diffwise.yaml")
-SCHEMA_ID = "https://diffwise.dev/schema/diffwise.schema.json"
 
 # Paths that are produced by tools rather than written by people; `paths.skip_generated` skips them.
 GENERATED_GLOBS = (
@@ -154,7 +153,13 @@ class CommandsPolicy(_Section):
 
 
 class Policy(_Section):
-    """The whole policy; every field has a default, so `Policy()` is the built-in policy."""
+    """The whole policy; every field has a default, so `Policy()` is the built-in policy.
+
+    Editors validate `.github/diffwise.yml` against the committed `schema/diffwise.schema.json` (regenerate
+    with `diffwise config schema > schema/diffwise.schema.json`) when the file starts with
+
+        # yaml-language-server: $schema=https://raw.githubusercontent.com/<owner>/diffwise/main/schema/diffwise.schema.json
+    """
 
     model_config = ConfigDict(
         extra="forbid",
@@ -261,7 +266,7 @@ def default_data() -> dict[str, Any]:
 
 def policy_json_schema() -> dict[str, Any]:
     schema = Policy.model_json_schema(by_alias=True)
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
 
 
 def schema_text() -> str:
