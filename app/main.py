@@ -5,19 +5,41 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.jobs import JobQueue
 from app.settings import Settings
 from app.webhooks import GroupCommitter, WebhookReceiver
 
 log = logging.getLogger("diffwise.server")
+
+
+class WebhookFastPath:
+    """Hands POST $WEBHOOK_PATH straight to the receiver, skipping routing and exception middleware.
+
+    The same receiver is also a normal route, so other methods still get Starlette's 405.
+    """
+
+    def __init__(self, app: ASGIApp, path: str, receiver: WebhookReceiver) -> None:
+        self._app = app
+        self._path = path
+        self._receiver = receiver
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == self._path and scope["method"] == "POST":
+            await self._receiver(scope, receive, send)
+        else:
+            await self._app(scope, receive, send)
+
 
 _PLACEHOLDER = """<!doctype html><html><head><meta charset="utf-8"><title>diffwise</title></head>
 <body><h1>diffwise is running</h1><p>{status}</p></body></html>"""
@@ -45,12 +67,13 @@ def create_app(
         return q
 
     routes: list[BaseRoute] = []
+    middleware: list[Middleware] = []
     if settings.webhook_secret:
         committer = GroupCommitter(lambda batch: get_queue().submit_many(batch))
+        receiver = WebhookReceiver(settings.webhook_secret, committer)
         state["committer"] = committer
-        routes.append(
-            Route(settings.webhook_path, WebhookReceiver(settings.webhook_secret, committer), methods=["POST"])
-        )
+        routes.append(Route(settings.webhook_path, receiver, methods=["POST"]))
+        middleware.append(Middleware(WebhookFastPath, path=settings.webhook_path, receiver=receiver))
 
     async def healthz(_: Request) -> Response:
         return PlainTextResponse("ok\n")
@@ -81,6 +104,9 @@ def create_app(
             log.warning("WEBHOOK_SECRET is not set: %s is not served (404) until it is", settings.webhook_path)
         consumer = None
         q = await asyncio.to_thread(get_queue)
+        stop = threading.Event()
+        maintainer = threading.Thread(target=q.maintain, args=(stop,), name="diffwise-maintain", daemon=True)
+        maintainer.start()
         if worker:
             consumer = await asyncio.to_thread(q.start_embedded)
         try:
@@ -88,9 +114,11 @@ def create_app(
         finally:
             if consumer is not None:
                 await asyncio.to_thread(consumer.stop, True)
+            stop.set()
+            await asyncio.to_thread(maintainer.join, 5)
             if queue is None:
                 q.close()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.diffwise = state
     return app

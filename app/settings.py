@@ -39,6 +39,7 @@ class Settings:
     github_client_id: str | None = None
     github_client_secret: str | None = field(default=None, repr=False)
     workers: int = 2
+    fsync: bool = False
 
     @property
     def has_app_credentials(self) -> bool:
@@ -147,7 +148,19 @@ def _parse(env: Mapping[str, str]) -> Settings:
         github_client_id=get("GITHUB_CLIENT_ID"),
         github_client_secret=get("GITHUB_CLIENT_SECRET"),
         workers=2 if workers is None else workers,
+        fsync=_parse_bool("DIFFWISE_FSYNC", get("DIFFWISE_FSYNC")),
     )
+
+
+def _parse_bool(name: str, value: str | None) -> bool:
+    if value is None:
+        return False
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false")
 
 
 def _parse_int(name: str, value: str | None, *, minimum: int, maximum: int | None = None) -> int | None:

@@ -8,7 +8,6 @@ transaction, and each request is answered only after the transaction holding it 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import logging
 import re
@@ -55,6 +54,7 @@ class GroupCommitter:
         return await future
 
     async def _drain(self) -> None:
+        await asyncio.sleep(0)  # one loop turn: requests whose bytes already arrived join this batch
         while self._pending:
             batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
             try:
@@ -118,8 +118,8 @@ class WebhookReceiver:
             return 413, b"payload too large\n"
         if not _SIGNATURE.match(signature):
             return 401, b"invalid signature\n"
-        expected = hmac.new(self._key, body, hashlib.sha256).hexdigest().encode("ascii")
-        if not hmac.compare_digest(expected, signature[7:].lower()):
+        expected = hmac.digest(self._key, body, "sha256")
+        if not hmac.compare_digest(expected, bytes.fromhex(signature[7:].decode("ascii"))):
             return 401, b"invalid signature\n"
         if event == b"ping":
             return 200, b"pong\n"
@@ -137,7 +137,8 @@ class WebhookReceiver:
             fresh = await self._committer.submit(delivery)
         except QueueUnavailable:
             return 503, b"queue unavailable, retry later\n"
-        return (202, b"accepted\n") if fresh else (200, b"duplicate delivery\n")
+        # 202 carries no body: one write (headers) per accepted delivery instead of two.
+        return (202, b"") if fresh else (200, b"duplicate delivery\n")
 
     async def _read(self, receive: Receive) -> bytes | None:
         """The body, or None once it passes the cap (stop reading; the connection is closed after the 413)."""

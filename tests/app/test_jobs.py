@@ -12,12 +12,15 @@ import datetime
 import io
 import json
 import logging
+import pickle
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.deliveries import Head
 from app.delivery import Delivery
@@ -318,3 +321,22 @@ def test_job_log_lines_carry_delivery_and_repo_and_mask_secrets(
     assert token not in stream.getvalue()
     assert str(job_settings.webhook_secret) not in stream.getvalue()
     assert "***" in dead["msg"]
+
+
+@given(
+    st.builds(
+        Delivery,
+        id=st.text(max_size=40),
+        event=st.text(max_size=20),
+        body=st.binary(max_size=300),
+        signature=st.text(max_size=71),
+        received_at=st.floats(allow_nan=False),
+        hook_id=st.none() | st.text(max_size=10),
+        attempt=st.integers(0, 100),
+    )
+)
+def test_a_delivery_survives_the_queue_encoding(d: Delivery) -> None:
+    assert pickle.loads(pickle.dumps(d)) == d
+    assert d.next_attempt().attempt == d.attempt + 1
+    assert str(len(d.body)) in repr(d)
+    assert repr(d.body) not in repr(d) or not d.body

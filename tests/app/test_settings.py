@@ -67,6 +67,8 @@ def test_private_key_path(tmp_path: Path, pem: str) -> None:
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL"),
         ({"WEBHOOK_PATH": "hooks"}, "WEBHOOK_PATH"),
         ({"REDIS_URL": "localhost:6379"}, "REDIS_URL"),
+        ({"DIFFWISE_FSYNC": "sometimes"}, "DIFFWISE_FSYNC"),
+        ({"DIFFWISE_WORKERS": "0"}, "DIFFWISE_WORKERS"),
         ({"GHE_HOST": "https://ghe.example.com"}, "GHE_HOST"),
         ({"GHE_HOST": "ghe.example.com", "GHE_PROTOCOL": "ftp"}, "GHE_PROTOCOL"),
     ],
@@ -115,7 +117,11 @@ def test_optional_extras_are_read() -> None:
         DIFFWISE_MODEL="claude-x",
         ANTHROPIC_BASE_URL="http://127.0.0.1:9/",
         REDIS_URL="redis://127.0.0.1:6379/0",
+        DIFFWISE_FSYNC="yes",
+        DIFFWISE_WORKERS="4",
     )
+    assert s.fsync is True
+    assert s.workers == 4
     assert s.database_url == "postgresql://u:p@db/x"
     assert (s.github_client_id, s.github_client_secret) == ("Iv1.abc", "cs")
     assert s.model == "claude-x"
