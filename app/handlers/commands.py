@@ -262,8 +262,9 @@ async def _review(call: Call) -> bool:
     if rereview is None:
         await call.replier.reply(text.unavailable_text("an on-demand re-review"))
         return False
-    await rereview(call.ctx, call.number)
+    # Say so first: a full review (LLM included) can take a minute.
     await call.replier.reply(text.review_queued_text(None))
+    await rereview(call.ctx, call.number)
     return True
 
 

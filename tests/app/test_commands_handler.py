@@ -17,7 +17,7 @@ from app.delivery import Delivery
 from app.dispatch import Outcome, dispatch
 from app.errors import RetryLater
 from app.github import GitHubApp
-from app.handlers.commands import FindingRef, Services, make_router, suggest_tests
+from app.handlers.commands import FindingRef, Services, discover_services, make_router, suggest_tests
 from app.pr_state import is_paused, suppressions
 from app.settings import Settings
 from tests.fakes.github import FakeGitHub, FakePull, FakeRepo, shared_app_keys
@@ -409,3 +409,12 @@ def test_a_failing_service_gets_an_apology_not_silence(world: World) -> None:
     world.comment("/diffwise review")
     assert "Something went wrong" in world.replies()[-1]
     assert world.reactions(world.last_comment_id) == ["eyes", "confused"]
+
+
+def test_review_command_runs_the_real_review_handler(world: World) -> None:
+    world.services = discover_services()
+    assert world.services.rereview is not None
+    world.comment("/diffwise review")
+    world.comment("/diffwise review")  # on request, even the same head is reviewed again
+    assert len(world.repo.reviews) == 2
+    assert all(r["commit_id"] == world.pull.head_sha for r in world.repo.reviews)
