@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from app.routing import Router
 
-# Feature modules in dispatch order; each exposes `router`. Modules not written yet are skipped.
+# Feature modules in dispatch order; each exposes `router` or `make_router()`. Modules not written yet are skipped.
 FEATURES = ("review", "commands", "feedback", "installation")
 
 
@@ -23,5 +23,8 @@ def routers() -> list[Router]:
             if exc.name == module_name:
                 continue
             raise
-        out.append(module.router)
+        router = getattr(module, "router", None)
+        if router is None:
+            router = module.make_router()
+        out.append(router)
     return out

@@ -81,19 +81,35 @@ async def review_pull_request(ctx: Context) -> None:
     if reason is not None:
         ctx.log.info("skipping #%s: %s", event_pr.number, reason)
         return
+    await review_pull(ctx, event_pr.number, policy=policy, expected_head=event_pr.head.sha or None)
 
+
+async def rereview_pull_request(ctx: Context, number: int) -> None:
+    """`/diffwise review`: a full review on request, even of a head SHA already reviewed (drafts included)."""
+    await review_pull(ctx, number, force=True)
+
+
+async def review_pull(
+    ctx: Context, number: int, *, policy: Any = None, expected_head: str | None = None, force: bool = False
+) -> int | None:
+    """Fetch the PR as it is now, review its files, post one COMMENT review; the review id, or None if skipped."""
+    if policy is None:
+        policy = await ctx.config()
     source = ctx.source
-    pr, _raw = await source.pull(event_pr.number)  # uncached: the payload may be older than the PR
-    reason = skip_reason(pr, policy, None)
+    pr, _raw = await source.pull(number)  # uncached: the payload may be older than the PR
+    if force:  # asked for explicitly: only a closed PR is refused
+        reason = None if pr.is_open else f"pull request is {pr.state}"
+    else:
+        reason = skip_reason(pr, policy, None)
     if reason is not None:
         ctx.log.info("skipping #%s: now %s", pr.number, reason)
-        return
-    if event_pr.head.sha and pr.head.sha != event_pr.head.sha:
-        ctx.log.info("skipping #%s at %s: head moved to %s", pr.number, event_pr.head.sha[:12], pr.head.sha[:12])
-        return
-    if await already_reviewed(ctx, pr.number, pr.head.sha):
+        return None
+    if expected_head and pr.head.sha != expected_head:
+        ctx.log.info("skipping #%s at %s: head moved to %s", pr.number, expected_head[:12], pr.head.sha[:12])
+        return None
+    if not force and await already_reviewed(ctx, pr.number, pr.head.sha):
         ctx.log.info("#%s at %s is already reviewed", pr.number, pr.head.sha[:12])
-        return
+        return None
 
     files = await source.files(pr.number)
     contents, unreadable = await source.head_files(files.changeset, pr.head.sha)
@@ -114,8 +130,7 @@ async def review_pull_request(ctx: Context) -> None:
             llm=make_llm(ctx.settings, policy),
         )
     )
-    repo_url = (ctx.payload.repository.full_name if ctx.payload.repository else f"{owner}/{repo}") or ""
-    target = ReviewTarget(owner, repo, pr.number, pr.head.sha, f"https://github.com/{repo_url}")
+    target = ReviewTarget(owner, repo, pr.number, pr.head.sha, f"https://github.com/{owner}/{repo}")
     plan = plan_review(changeset, review, target, policy, notes)
     review_id = await post_review(ctx, target, plan)
     ctx.log.info(
@@ -126,6 +141,7 @@ async def review_pull_request(ctx: Context) -> None:
         len(plan.comments),
         review_id,
     )
+    return review_id
 
 
 def make_llm(settings: Any, policy: Any) -> Any:

@@ -49,6 +49,23 @@ def webhook_payload(name: str, repo: FakeRepo, pull: FakePull, **pr_overrides: A
     return payload
 
 
+def comment_payload(
+    repo: FakeRepo, pull: FakePull, body: str, login: str, comment_id: int | None = None
+) -> dict[str, Any]:
+    """A real issue_comment.created payload: `login` wrote `body` on the PR's conversation."""
+    payload = copy.deepcopy(json.loads((FIXTURES / "issue_comment.created.json").read_text()))
+    payload["installation"] = {"id": repo.installation_id, "node_id": "MDIz"}
+    payload["repository"].update(
+        {"id": repo.id, "name": repo.name, "full_name": repo.full_name, "default_branch": repo.default_branch}
+    )
+    payload["repository"]["owner"]["login"] = repo.owner
+    payload["issue"].update({"number": pull.number, "state": pull.state, "pull_request": {"url": "x"}})
+    user = {"login": login, "id": 2, "type": "User"}
+    payload["comment"].update({"id": comment_id or 900_000 + pull.number, "body": body, "user": user})
+    payload["sender"] = user
+    return payload
+
+
 def sign(body: bytes, secret: str = SECRET) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 

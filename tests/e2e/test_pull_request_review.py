@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+import httpx
 import pytest
 
 from app.comments import SUMMARY_MARKER
-from tests.e2e.conftest import Harness, webhook_payload
+from tests.e2e.conftest import Harness, comment_payload, webhook_payload
 from tests.fakes.github import FakePull, FakeRepo, commentable_lines
 
 VULNERABLE = (
@@ -118,8 +120,6 @@ def test_events_without_handlers_and_bad_signatures_change_nothing(harness: Harn
     labeled, status = harness.send("pull_request", webhook_payload("pull_request.labeled", repo, pull))
     assert status == 202
     harness.wait(labeled)
-    import httpx
-
     body = b'{"action": "opened"}'
     refused = httpx.post(
         harness.app_url + harness.settings.webhook_path,
@@ -136,8 +136,6 @@ def test_rate_limited_review_is_rescheduled_not_lost(harness: Harness) -> None:
     harness.fake.fail_next(1, status=403, retry_after=60, secondary=True, path=r"/pulls/\d+$")
     delivery, _ = harness.send("pull_request", webhook_payload("pull_request.opened.2", repo, pull))
     deadline_state = None
-    import time
-
     end = time.monotonic() + 20
     while time.monotonic() < end:
         deadline_state = harness.queue.ledger.state(delivery)
@@ -146,3 +144,19 @@ def test_rate_limited_review_is_rescheduled_not_lost(harness: Harness) -> None:
         time.sleep(0.05)
     assert deadline_state == "retrying"
     assert repo.reviews == []
+
+
+def test_review_command_reviews_again_on_request(harness: Harness) -> None:
+    pytest.importorskip("app.handlers.commands")
+    repo, pull = seed(harness, draft=True)  # drafts are not reviewed automatically, but on request they are
+    repo.collaborators["maintainer"] = "write"
+    comment = harness.fake.add_issue_comment(repo, pull.number, "/diffwise review", user="maintainer")
+    payload = comment_payload(repo, pull, "/diffwise review", "maintainer", comment["id"])
+    delivery, status = harness.send("issue_comment", payload)
+    assert status == 202
+    harness.wait(delivery)
+    [review] = repo.reviews
+    assert review["event"] == "COMMENT"
+    assert review["commit_id"] == pull.head_sha
+    assert SUMMARY_MARKER in review["body"]
+    assert [r["subject_id"] for r in repo.reactions][:1] == [comment["id"]]  # acknowledged on the comment
