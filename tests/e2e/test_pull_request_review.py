@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from analyzers.base import Confidence, Finding, Severity
+from analyzers.diff import ChangeSet
 from app.comments import SUMMARY_MARKER
+from app.handlers.review import ReviewTarget, plan_review
+from app.pipeline import Review
 from tests.e2e.conftest import Harness, comment_payload, webhook_payload
-from tests.fakes.github import FakePull, FakeRepo, commentable_lines
+from tests.fakes.github import FakePull, FakeRepo, commentable_lines, file_patch
 
 VULNERABLE = (
     "import subprocess\n"
@@ -160,3 +167,63 @@ def test_review_command_reviews_again_on_request(harness: Harness) -> None:
     assert review["commit_id"] == pull.head_sha
     assert SUMMARY_MARKER in review["body"]
     assert [r["subject_id"] for r in repo.reactions][:1] == [comment["id"]]  # acknowledged on the comment
+
+
+# ---- the planned review is always one GitHub accepts (pure; no server) ----------------------------------
+
+_lines = st.lists(st.sampled_from(["a", "b", "c", "def f():", "    pass", ""]), max_size=25)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    base=_lines,
+    head=_lines,
+    spots=st.lists(
+        st.tuples(
+            st.sampled_from(["m.py", "other.py"]),
+            st.integers(1, 30),
+            st.integers(0, 4),
+            st.sampled_from(list(Severity)),
+        ),
+        max_size=20,
+    ),
+    cap=st.integers(0, 5),
+)
+def test_planned_inline_comments_are_always_on_diff_lines(
+    base: list[str], head: list[str], spots: list[tuple[str, int, int, Severity]], cap: int
+) -> None:
+    old = "".join(line + "\n" for line in base).encode()
+    new = "".join(line + "\n" for line in head).encode()
+    patch = file_patch(old, new)
+    item = {"filename": "m.py", "status": "modified", "patch": patch, "changes": 1}
+    changeset = ChangeSet.from_github_files([item] if patch else [])
+    findings = tuple(
+        Finding(
+            rule=f"test/r{i}",
+            analyzer="test",
+            severity=severity,
+            confidence=Confidence.HIGH,
+            message="m",
+            path=path,
+            start_line=start,
+            end_line=start + length,
+            code=str(i),
+        )
+        for i, (path, start, length, severity) in enumerate(spots)
+    )
+    policy = SimpleNamespace(comments=SimpleNamespace(min_severity="low", max_comments=cap))
+    target = ReviewTarget("o", "r", 1, "f" * 40, "https://github.com/o/r")
+    plan = plan_review(changeset, Review(findings=findings), target, policy)
+    assert len(plan.comments) <= cap
+    hunks = commentable_lines(patch) if patch else []
+    for comment in plan.comments:
+        assert comment["path"] == "m.py"
+        side = 0 if comment["side"] == "RIGHT" else 1
+        hunk = next(h for h in hunks if comment["line"] in h[side])
+        if "start_line" in comment:
+            assert comment["start_line"] < comment["line"]
+            assert comment["start_line"] in hunk[side]
+    below = [f for f in findings if f.severity < Severity.LOW]
+    assert len(plan.inline) + len(plan.in_summary) + len(below) == len(findings)  # nothing is lost
+    assert SUMMARY_MARKER in plan.body
+    assert SUMMARY_MARKER in plan.fallback_body
