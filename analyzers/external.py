@@ -27,11 +27,16 @@ PYTHON_SUFFIXES = (".py", ".pyi")
 SEMGREP_CONFIGS = (".semgrep.yml", ".semgrep.yaml")
 # Style codes are the repo's own linter's business; these find bugs and security problems.
 RUFF_SELECT = ("S", "B", "F", "E9")
-RUFF_IGNORE = ("S101", "S4")  # asserts and "import of a risky module" flag too much that is fine
+# asserts, "import of a risky module", calls in defaults (FastAPI's Depends), zip strictness and stacklevel
+# flag too much that is fine; unused imports in __init__.py are re-exports
+# subprocess without a shell, partial executable paths and non-crypto `random` are flagged wherever used
+RUFF_IGNORE = ("S101", "S4", "S603", "S607", "S311", "B008", "B905", "B028")
+RUFF_PER_FILE_IGNORES = "lint.per-file-ignores = {'__init__.py' = ['F401']}"
 
 # ruff's flake8-bandit codes carry no CWE; these are the most specific ones, as our own rules emit them.
 RUFF_CWE: Mapping[str, int] = {
     "S102": 94,
+    "S103": 732,
     "S104": 605,
     "S105": 798,
     "S106": 798,
@@ -281,6 +286,8 @@ def _ruff_args(binary: str, targets: Sequence[str]) -> list[str]:
         ",".join(RUFF_SELECT),
         "--ignore",
         ",".join(RUFF_IGNORE),
+        "--config",
+        RUFF_PER_FILE_IGNORES,
         "--",
         *targets,
     ]
@@ -474,9 +481,22 @@ def _overlap(a: Finding, b: Finding) -> bool:
 def _duplicate(candidate: Finding, other: Finding) -> bool:
     if not _overlap(candidate, other):
         return False
-    if _same_weakness(candidate.cwe, other.cwe):
+    if _same_weakness(candidate.cwe, other.cwe) or _same_check(candidate.rule, other.rule):
         return True
     return SAME_AS_OURS.get(candidate.rule) == other.rule
+
+
+def _same_check(a: str, b: str) -> bool:
+    """ruff's S-codes re-implement bandit's B-codes under the same number (S608 is B608)."""
+    code = _check_number(a)
+    return code is not None and code == _check_number(b)
+
+
+def _check_number(rule: str) -> str | None:
+    for prefix in (f"{NAME}/ruff-S", f"{NAME}/bandit-B"):
+        if rule.startswith(prefix) and rule[len(prefix) :].isdigit():
+            return rule[len(prefix) :]
+    return None
 
 
 def drop_duplicates(external: Iterable[Finding], ours: Iterable[Finding]) -> list[Finding]:

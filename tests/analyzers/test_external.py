@@ -257,6 +257,8 @@ def test_drop_duplicates() -> None:
         external("a.py", "external/ruff-F401", 30, None),  # no CWE, no equivalent: kept
         external("c.py", "external/ruff-S608", 5, 89),  # ruff and bandit on the same line: bandit kept
         external("c.py", "external/bandit-B608", 5, 89),
+        external("d.py", "external/ruff-S103", 7, None),  # same check number, no CWE on ruff's side
+        external("d.py", "external/bandit-B103", 7, 732),
     ]
     kept = drop_duplicates(candidates, ours)
     assert [(f.path, f.rule, f.start_line) for f in kept] == [
@@ -265,6 +267,7 @@ def test_drop_duplicates() -> None:
         ("a.py", "external/bandit-B602", 10),
         ("a.py", "external/ruff-F401", 30),
         ("c.py", "external/bandit-B608", 5),
+        ("d.py", "external/bandit-B103", 7),
     ]
 
 
