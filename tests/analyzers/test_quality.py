@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analyzers.base import AnalyzerContext, Fix, Severity
 from analyzers.diff import ChangeSet
@@ -331,3 +333,42 @@ def test_same_findings_with_the_syntax_map_and_its_symbol_names() -> None:
     assert [f.id for f in plain if f.rule != "quality/todo-without-issue"] == [
         f.id for f in mapped if f.rule != "quality/todo-without-issue"
     ]
+
+
+_SNIPPETS = [
+    "def f(a, b=[]):\n",
+    "    try:\n",
+    "    except Exception:\n",
+    "        pass\n",
+    "    return 1\n",
+    "    x = 2\n",
+    "# TODO: x\n",
+    "# y = g(1)\n",
+    "    breakpoint()\n",
+    "if x:\n",
+    "function f() {\n",
+    "  debugger;\n",
+    "}\n",
+    "  } catch (e) {}\n",
+    "class A:\n",
+    "    def m(self):\n",
+    "\tpanic(1)\n",
+    "@@@ ((( \n",
+]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.sampled_from(_SNIPPETS), max_size=25),
+    st.sampled_from(["lib/m.py", "web/a.js", "web/a.ts", "p/f.go", "src/A.java", "x.rb", "notes.yml"]),
+)
+def test_any_source_is_analyzed_without_crashing(lines: list[str], path: str) -> None:
+    src = "".join(lines)
+    findings = run(path, src, max_untested_hints=3) if src.strip() else []
+    count = src.count("\n") + 1
+    for f in findings:
+        assert 1 <= f.start_line <= f.end_line <= count
+        assert f.rule.startswith("quality/")
+        if f.fix is not None:
+            assert f.fix.replacement == ""
+            assert f.fix.start_line == f.fix.end_line == f.start_line
