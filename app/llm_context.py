@@ -17,7 +17,7 @@ from analyzers.diff import ChangedFile, ChangeSet, FileStatus, LineKind
 log = logging.getLogger(__name__)
 
 MAX_LINE_CHARS = 300
-MAX_FUNCTION_LINES = 60  # a longer enclosing function contributes its signature line only
+MAX_FUNCTION_LINES = 12  # longer enclosing functions contribute their signature and block headers
 MAX_PR_BODY_CHARS = 6_000
 REDACTED = "[REDACTED]"
 
@@ -148,6 +148,35 @@ def enclosing_spans(syntax: Any, path: str, lines: Iterable[int]) -> list[Span]:
     return sorted(spans.values(), key=lambda s: (s.start, s.end))
 
 
+def _context_lines(span: Span, lines: Sequence[str], changed: Sequence[int]) -> list[int]:
+    """A short function whole; a long one as its signature line plus the block headers above each change
+    (the lines with less indentation than the change, innermost last), like an editor's sticky scroll."""
+    if span.end - span.start + 1 <= MAX_FUNCTION_LINES:
+        return list(range(span.start, span.end + 1))
+    name = span.qualname.rsplit(".", 1)[-1]
+    header = next(
+        (n for n in range(span.start, min(span.end, span.start + 10) + 1) if name and name in _at(lines, n)),
+        span.start,
+    )
+    wanted = {header}
+    for line in changed:
+        depth = _indent(_at(lines, line))
+        for n in range(line - 1, header, -1):
+            text = _at(lines, n)
+            if text.strip() and _indent(text) < depth:
+                wanted.add(n)
+                depth = _indent(text)
+    return sorted(wanted)
+
+
+def _at(lines: Sequence[str], n: int) -> str:
+    return lines[n - 1] if 1 <= n <= len(lines) else ""
+
+
+def _indent(text: str) -> int:
+    return len(text) - len(text.lstrip()) if text.strip() else 1 << 30
+
+
 def _clip(text: str) -> str:
     return text if len(text) <= MAX_LINE_CHARS else text[:MAX_LINE_CHARS] + " …"
 
@@ -187,23 +216,22 @@ def render_file(
         source = read_head(changed.path) if read_head is not None else None
         head_lines = source.splitlines() if source is not None else []
         for span in spans:
-            too_long = span.end - span.start + 1 > MAX_FUNCTION_LINES
-            wanted: Iterable[int] = (span.start,) if too_long else range(span.start, span.end + 1)
-            for n in wanted:
+            for n in _context_lines(span, head_lines, [a for a in anchor if span.start <= a <= span.end]):
                 if n not in rows and 1 <= n <= len(head_lines):
                     rows[n] = (" ", head_lines[n - 1])
     out: list[str] = [f"## {changed.path} ({_status(changed)})"]
-    described = "; ".join(f"{s.signature or s.qualname} (lines {s.start}-{s.end})" for s in spans)
-    if described:
-        out.append(f"enclosing: {_clip(described)}")
     previous: int | None = None
     current_hunk: int | None = None
+    spans_of = [(h.new_start, h.new_end) for h in changed.hunks]
     for n in sorted(set(rows) | set(removed_after)):
         if previous is not None and n != previous + 1:
             out.append("  ...")
-        if n in hunk_of and hunk_of[n] != current_hunk:
-            current_hunk = hunk_of[n]
-            header = changed.hunks[current_hunk].header.strip()
+        owner = hunk_of.get(n)
+        if owner is None:  # a context row outside every hunk belongs with the nearest one
+            owner = min(range(len(spans_of)), key=lambda i: (max(spans_of[i][0] - n, n - spans_of[i][1], 0), i))
+        if owner != current_hunk:
+            current_hunk = owner
+            header = "" if spans else changed.hunks[current_hunk].header.strip()  # the signature row says it
             out.append(f"@@ hunk {current_hunk + 1}{' ' + _clip(header) if header else ''} @@")
         out.extend(f"{'':>5} - {_clip(t)}" for t in removed_before.get(n, ()))
         if n in rows:

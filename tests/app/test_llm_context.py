@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -18,7 +20,7 @@ from app.llm_context import (
     render_file,
     risk_score,
 )
-from tests.app.test_llm_review import DIFF, HEAD, Syntax, read_head
+from tests.app.test_llm_review import DIFF, HEAD, Sym, Syntax, read_head
 
 
 def test_every_shown_line_has_its_new_number() -> None:
@@ -136,3 +138,26 @@ def test_risk_prefers_risky_code_over_docs() -> None:
     ).files[0]
     docs = ChangeSet.from_unified_diff("--- a/README.md\n+++ b/README.md\n@@ -1 +1,2 @@\n x\n+more words\n").files[0]
     assert risk_score(risky) > risk_score(docs)
+
+
+class _LongSyntax:
+    def innermost(self, path: str, line: int) -> Sym:
+        return Sym("Worker.process", 2, 40, "def process(self, items):")
+
+
+def test_long_function_shows_signature_and_block_headers() -> None:
+    body = ["class Worker:", "    def process(self, items):", "        total = 0"]
+    body += [f"        step_{i} = {i}" for i in range(10)]
+    body += ["        for item in items:", "            if item.ok:", "                total += item.value"]
+    body += [f"        tail_{i} = {i}" for i in range(24)]
+    head = "\n".join(body) + "\n"
+    old = head.replace("total += item.value", "total += item.val")
+    diff = "".join(difflib.unified_diff(old.splitlines(True), head.splitlines(True), "a/w.py", "b/w.py", n=1))
+    changed = ChangeSet.from_unified_diff(diff).files[0]
+    text, symbols = render_file(changed, syntax=_LongSyntax(), read_head=lambda p: head)
+    assert symbols == ("Worker.process",)
+    rows = [ln for ln in text.splitlines() if ln[:5].strip().isdigit()]
+    assert [int(r[:5]) for r in rows] == [2, 14, 15, 16, 17]
+    assert "    2       def process(self, items):" in text
+    assert "   14           for item in items:" in text
+    assert "   16 +                 total += item.value" in text

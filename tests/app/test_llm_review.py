@@ -178,7 +178,7 @@ def test_request_shape_forced_tool_cache_and_fences(fake: FakeAnthropic) -> None
     assert "    7 +     while attempt <= retries:" in files
     assert "      -     while attempt < retries:" in files
     assert "   12 +     return None" in files
-    assert "enclosing: def run(cmd, retries=3): (lines 4-12)" in files
+    assert "    4   def run(cmd, retries=3):" in files
     assert "- tools/runner.py: Commands come from users." in files
 
 
