@@ -117,6 +117,7 @@ async def review_pull(
     notes: list[str] = []
     if files.truncated:
         notes.append(f"GitHub lists at most {files.listed} files; this PR changes more, the rest were not reviewed.")
+    notes += await policy_notes(ctx, pr.number, [f.path for f in changeset.files])
 
     from app.pipeline import ReviewInput, run_review  # heavy: analyzers and tree-sitter
 
@@ -142,6 +143,40 @@ async def review_pull(
         review_id,
     )
     return review_id
+
+
+async def policy_notes(ctx: Context, number: int, changed_paths: Sequence[str]) -> list[str]:
+    """Summary notes about the policy; an invalid policy file also gets its one (upserted) PR comment."""
+    try:
+        from app.policy_loader import (
+            POLICY_COMMENT_MARKER,
+            format_issue,
+            pending_policy_change,
+            pending_policy_note,
+            render_policy_comment,
+        )
+    except ImportError:
+        return []
+    notes = [pending_policy_note()] if pending_policy_change(changed_paths) else []
+    result = await ctx.policy_result()
+    errors = list(getattr(result, "errors", None) or [])
+    if errors:
+        notes.append(f"The policy file has {len(errors)} error(s); those keys used their defaults.")
+        notes += [format_issue(issue) for issue in errors[:10]]
+        await upsert_issue_comment(ctx, number, POLICY_COMMENT_MARKER, render_policy_comment(errors))
+    return notes
+
+
+async def upsert_issue_comment(ctx: Context, number: int, marker: str, body: str) -> None:
+    """Edit the bot's comment carrying `marker` in place, or create it once."""
+    base = "/repos/{owner}/{repo}".format(**ctx.repo())
+    for comment in await ctx.source.issue_comments(number):
+        user = comment.get("user") or {}
+        if marker in (comment.get("body") or "") and user.get("type") == "Bot":
+            if comment.get("body") != body:
+                await ctx.gh.arequest("PATCH", f"{base}/issues/comments/{comment['id']}", json={"body": body})
+            return
+    await ctx.gh.arequest("POST", f"{base}/issues/{number}/comments", json={"body": body})
 
 
 def make_llm(settings: Any, policy: Any) -> Any:

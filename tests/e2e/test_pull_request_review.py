@@ -227,3 +227,18 @@ def test_planned_inline_comments_are_always_on_diff_lines(
     assert len(plan.inline) + len(plan.in_summary) + len(below) == len(findings)  # nothing is lost
     assert SUMMARY_MARKER in plan.body
     assert SUMMARY_MARKER in plan.fallback_body
+
+
+def test_an_invalid_policy_is_named_once_and_the_review_still_runs(harness: Harness) -> None:
+    repo, pull = seed(harness)
+    harness.fake.set_file(repo, "main", ".github/diffwise.yml", "comments:\n  max_coments: 3\n")
+    payload = webhook_payload("pull_request.opened.2", repo, pull)
+    first, _ = harness.send("pull_request", payload)
+    harness.wait(first)
+    harness.fake.push(repo, pull.number, {"app/extra.py": "x = 1\n"})
+    second, _ = harness.send("pull_request", webhook_payload("pull_request.synchronize", repo, pull))
+    harness.wait(second)
+    assert len(repo.reviews) == 2
+    assert "max_coments" in repo.reviews[0]["body"]
+    [policy_comment] = [c for c in repo.issue_comments if "<!-- diffwise:policy -->" in c["body"]]
+    assert ".github/diffwise.yml:2" in policy_comment["body"]
