@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import re
 import subprocess
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -170,18 +171,22 @@ class ChangeSet:
         if first_line_end > 0 and text[first_line_end - 1] == "\r":
             # the whole diff went through a CRLF conversion (headers never end in CR): undo it
             text = text.replace("\r\n", "\n")
-        try:
-            patch = unidiff.PatchSet(text)
-        except unidiff.UnidiffParseError as exc:
-            raise DiffError(f"malformed unified diff: {exc}") from exc
         files: list[ChangedFile] = []
         skipped: list[Skipped] = []
-        for pf in patch:
-            changed = _from_patched_file(pf)
-            files.append(changed)
-            if changed.is_binary:
-                skipped.append(Skipped(changed.path, "binary file"))
-        return cls(tuple(f for f in files if not f.is_binary), tuple(skipped))
+        # one file at a time: unidiff's objects for a file are dropped before the next file is read,
+        # so peak memory follows the largest file rather than the whole diff
+        for chunk in _file_chunks(text):
+            try:
+                patch = unidiff.PatchSet(chunk)
+            except unidiff.UnidiffParseError as exc:
+                raise DiffError(f"malformed unified diff: {exc}") from exc
+            for pf in patch:
+                changed = _from_patched_file(pf)
+                if changed.is_binary:
+                    skipped.append(Skipped(changed.path, "binary file"))
+                else:
+                    files.append(changed)
+        return cls(tuple(files), tuple(skipped))
 
     @classmethod
     def from_github_files(cls, files: Iterable[Mapping[str, Any]]) -> ChangeSet:
@@ -272,6 +277,21 @@ _STATUS_FROM_GITHUB = {
 }
 
 
+_FILE_HEADER = re.compile(r"^diff --git ", re.M)
+
+
+def _file_chunks(text: str) -> Iterator[str]:
+    """Split git-style output at its `diff --git` headers (a hunk line always starts with " ", "+" or "-")."""
+    starts = [m.start() for m in _FILE_HEADER.finditer(text)]
+    if len(starts) <= 1:
+        yield text
+        return
+    if starts[0] > 0:
+        starts[0] = 0  # a preamble (e.g. `git format-patch` mail headers) rides with the first file
+    for begin, end in zip(starts, [*starts[1:], len(text)], strict=True):
+        yield text[begin:end]
+
+
 def _decode(data: str | bytes) -> str:
     if isinstance(data, bytes):
         return data.decode("utf-8", "replace")
@@ -315,29 +335,33 @@ def _unquote(name: str) -> str:
     return out.decode("utf-8", "replace")
 
 
+_KINDS = {
+    unidiff.LINE_TYPE_ADDED: LineKind.ADDED,
+    unidiff.LINE_TYPE_REMOVED: LineKind.REMOVED,
+    unidiff.LINE_TYPE_CONTEXT: LineKind.CONTEXT,
+}
+
+
 def _hunk(h: unidiff.Hunk) -> Hunk:
     lines: list[Line] = []
     old_missing = new_missing = False
+    kinds = _KINDS
     for ln in h:
-        if ln.line_type == unidiff.LINE_TYPE_ADDED:
-            kind = LineKind.ADDED
-        elif ln.line_type == unidiff.LINE_TYPE_REMOVED:
-            kind = LineKind.REMOVED
-        elif ln.line_type == unidiff.LINE_TYPE_CONTEXT:
-            kind = LineKind.CONTEXT
-        else:
+        kind = kinds.get(ln.line_type)
+        if kind is None:
             if ln.line_type == LINE_TYPE_NO_NEWLINE and lines:
                 # the marker applies to the line just before it, on that line's side(s)
                 last = lines[-1].kind
                 old_missing = old_missing or last is not LineKind.ADDED
                 new_missing = new_missing or last is not LineKind.REMOVED
             continue
-        text = ln.value.rstrip("\n")
-        if text.endswith("\r"):
+        text = ln.value
+        if text[-1:] == "\n":
             text = text[:-1]
-        old = ln.source_line_no if kind is not LineKind.ADDED else None
-        new = ln.target_line_no if kind is not LineKind.REMOVED else None
-        lines.append(Line(kind, old, new, text))
+        if text[-1:] == "\r":
+            text = text[:-1]
+        # unidiff leaves the old number None on added lines and the new number None on removed ones
+        lines.append(Line(kind, ln.source_line_no, ln.target_line_no, text))
     header = h.section_header or ""
     return Hunk(
         h.source_start, h.source_length, h.target_start, h.target_length, header, tuple(lines), old_missing, new_missing

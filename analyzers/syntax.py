@@ -329,9 +329,10 @@ _queries: dict[str, Query] = {}
 
 
 def _text(node: Node | None) -> str:
-    if node is None or node.text is None:
+    if node is None:
         return ""
-    return node.text.decode("utf-8", "replace")
+    data = node.text
+    return data.decode("utf-8", "replace") if data is not None else ""
 
 
 def _query(lang: str, spec: _Spec) -> Query:
@@ -579,17 +580,27 @@ class _Extractor:
             kind = "var_keyword"
         elif t == "keyword_parameter":
             kind = "keyword_only"
-        annotation = _text(node.child_by_field_name("type")).lstrip(":").strip() or None
-        default = node.child_by_field_name("value") or node.child_by_field_name("default_value")
-        if t == "assignment_pattern":
-            default = node.child_by_field_name("right")
+        fields: dict[str, list[Node]] = {}  # one pass over the children instead of a lookup per field
+        for i, child in enumerate(node.children):
+            name = node.field_name_for_child(i)
+            if name is not None:
+                fields.setdefault(name, []).append(child)
+
+        def first(*names: str) -> Node | None:
+            for name in names:
+                if name in fields:
+                    return fields[name][0]
+            return None
+
+        annotation = _text(first("type")).lstrip(":").strip() or None
+        default = first("right") if t == "assignment_pattern" else first("value", "default_value")
         if self.lang == "csharp" and default is None:
             default = next((c for c in node.named_children if c.type.endswith("literal")), None)
             if any(_text(c) == "params" for c in node.children if c.type in _MODIFIER_TYPES | {"params"}):
                 kind = "var_positional"
         if self.lang == "kotlin" and annotation is None:
             annotation = next((_text(c) for c in node.named_children if c.type.endswith("_type")), None)
-        names = [n for n in node.children_by_field_name("name") if n is not None]
+        names = fields.get("name", [])
         if t == "spread_parameter":  # Java `String... names`
             declarator = next((c for c in node.named_children if c.type == "variable_declarator"), None)
             names = [n for n in (declarator.child_by_field_name("name") if declarator else None,) if n is not None]
@@ -597,11 +608,7 @@ class _Extractor:
                 (_text(c) for c in node.named_children if c.type != "variable_declarator"), None
             )
         if not names:
-            target = (
-                node.child_by_field_name("pattern")
-                or node.child_by_field_name("declarator")
-                or node.child_by_field_name("left")
-            )
+            target = first("pattern", "declarator", "left")
             if target is None and t in _NAME_TYPES:
                 target = node
             if target is None:
