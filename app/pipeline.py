@@ -320,6 +320,8 @@ async def run_review(inp: ReviewInput) -> Review:
         analyzers, analyzer_notes = enabled_analyzers(policy)
         notes.extend(analyzer_notes)
     findings, failed = await run_analyzers(analyzers, changeset, read, syntax, policy, mode, inp.read_base)
+    for analyzer in analyzers:  # e.g. "bandit not installed": said, never an error
+        notes.extend(getattr(getattr(analyzer, "last_run", None), "notes", ()) or ())
     findings = [f for f in findings if f.path not in read.too_large and in_scope(f, changeset, mode)]
     findings = _drop_external_duplicates(findings)
     findings, suppressed = apply_policy(findings, policy)
