@@ -60,6 +60,7 @@ class Services:
     tests: TestSuggester | None = None
     engine_for: Callable[[Settings], Engine] = field(default=_default_engine)
     clock: Callable[[], float] | None = None
+    llm_available: Callable[[Settings], bool] = field(default=lambda _settings: True)
 
 
 def _optional(module: str, name: str) -> Any:
@@ -69,13 +70,20 @@ def _optional(module: str, name: str) -> Any:
         return None
 
 
+def _llm_configured(settings: Settings) -> bool:
+    config = _optional("app.llm", "LLMConfig")
+    return bool(config is not None and config.from_settings(settings).configured)
+
+
 def discover_services() -> Services:
     """The implementations present in this installation (other features may not be built yet)."""
+    has_llm = _optional("app.llm_review", "explain") is not None and _optional("app.llm_review", "ask") is not None
     return Services(
         rereview=_optional("app.handlers.review", "rereview_pull_request"),
-        explain=_optional("app.llm_commands", "explain_finding"),
-        ask=_optional("app.llm_commands", "answer_question"),
+        explain=llm_explain if has_llm else None,
+        ask=llm_ask if has_llm else None,
         tests=suggest_tests if _optional("analyzers.testgen", "synthesize_tests") else None,
+        llm_available=_llm_configured,
     )
 
 
@@ -291,7 +299,7 @@ async def _explain(call: Call) -> bool:
         return False
     answer: str | None = None
     explain = call.services.explain
-    if explain is not None and call.policy.llm.enabled:
+    if explain is not None and call.policy.llm.enabled and call.services.llm_available(call.ctx.settings):
         if await _rate_limited(call):
             return False
         answer = await explain(call.ctx, finding)
@@ -301,7 +309,7 @@ async def _explain(call: Call) -> bool:
 
 async def _ask(call: Call) -> bool:
     ask = call.services.ask
-    if ask is None or not call.policy.llm.enabled:
+    if ask is None or not call.policy.llm.enabled or not call.services.llm_available(call.ctx.settings):
         await call.replier.reply(text.unavailable_text("answering questions (no LLM is configured)"))
         return False
     if await _rate_limited(call):
@@ -395,34 +403,114 @@ def offline_explanation(finding: FindingRef) -> str:
 
 
 async def suggest_tests(ctx: Context, number: int, command: Command, policy: Any) -> str:
-    from analyzers.diff import ChangeSet
     from analyzers.testgen import TestRequest, TestTarget, render_tests_comment, synthesize_tests
 
-    pr, _raw = await ctx.source.pull(number)
-    changeset = (await ctx.source.files(number)).changeset
-    if command.path is not None:
-        changeset = ChangeSet(tuple(f for f in changeset.files if f.path == command.path), changeset.skipped)
-        if not changeset.files:
-            return text.answer_text(f"`{command.path}` is not changed in this pull request.")
-    contents, _skipped = await ctx.source.head_files(changeset, pr.head.sha)
-    syntax = None
-    try:
-        from analyzers.syntax import build_syntax_map
-
-        syntax = await asyncio.to_thread(build_syntax_map, changeset, contents.get)
-    except Exception as exc:  # test synthesis works without the syntax map, only less precisely
-        ctx.log.info("no syntax map for tests: %s", exc)
+    view = await _pull_view(ctx, number, command.path)
+    if command.path is not None and not view.changeset.files:
+        return text.answer_text(f"`{command.path}` is not changed in this pull request.")
     only = (TestTarget(command.path, command.function),) if command.path and command.function else ()
     request = TestRequest(
-        changeset=changeset,
-        read_head=contents.get,
-        syntax=syntax,
+        changeset=view.changeset,
+        read_head=view.read_head,
+        syntax=view.syntax,
         max_functions=policy.tests.max_functions,
         max_examples=policy.tests.max_examples,
         only=only,
     )
     result = await asyncio.to_thread(synthesize_tests, request)
     return render_tests_comment(result)
+
+
+# -- the LLM (app.llm_review) behind explain and ask ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _PullView:
+    title: str
+    head_sha: str
+    changeset: Any
+    read_head: Callable[[str], str | None]
+    syntax: Any
+
+
+async def _pull_view(ctx: Context, number: int, only_path: str | None = None) -> _PullView:
+    from analyzers.diff import ChangeSet
+
+    pr, _raw = await ctx.source.pull(number)
+    changeset = (await ctx.source.files(number)).changeset
+    if only_path is not None:
+        changeset = ChangeSet(tuple(f for f in changeset.files if f.path == only_path), changeset.skipped)
+    contents, _skipped = await ctx.source.head_files(changeset, pr.head.sha)
+    syntax = None
+    try:
+        from analyzers.syntax import build_syntax_map
+
+        syntax = await asyncio.to_thread(build_syntax_map, changeset, contents.get)
+    except Exception as exc:  # the LLM context works without symbols, only less precisely
+        ctx.log.info("no syntax map: %s", exc)
+    return _PullView(pr.title, pr.head.sha, changeset, contents.get, syntax)
+
+
+def finding_of(ref: FindingRef) -> Any:
+    """A Finding rebuilt from the bot's comment, enough for the explain prompt."""
+    from analyzers.base import Confidence, Finding, Severity
+
+    severity = next((s for s in Severity if f"{s.name.title()}**" in ref.body), Severity.MEDIUM)
+    message = _MARKER.sub("", ref.body).strip()
+    rule = ref.rule or "unknown/finding"
+    line = ref.line or 1
+    return Finding(
+        rule=rule,
+        analyzer=rule.split("/", 1)[0],
+        severity=severity,
+        confidence=Confidence.MEDIUM,
+        message=message,
+        path=ref.path or "",
+        start_line=line,
+        end_line=line,
+    )
+
+
+async def llm_explain(ctx: Context, ref: FindingRef) -> str | None:
+    from app.llm_review import explain
+
+    number = ctx.payload.pull_number
+    if number is None:
+        return None
+    view = await _pull_view(ctx, number, ref.path)
+    policy = await ctx.config()
+    answer = await explain(
+        finding_of(ref),
+        changeset=view.changeset,
+        read_head=view.read_head,
+        syntax=view.syntax,
+        settings=ctx.settings,
+        policy=policy,
+        repo=f"{ctx.repo()['owner']}/{ctx.repo()['repo']}",
+        pr_number=number,
+        head_sha=view.head_sha,
+    )
+    return answer.text if answer.ok else None
+
+
+async def llm_ask(ctx: Context, number: int, question: str) -> str | None:
+    from app.llm_review import ask
+
+    view = await _pull_view(ctx, number)
+    policy = await ctx.config()
+    answer = await ask(
+        question,
+        changeset=view.changeset,
+        read_head=view.read_head,
+        syntax=view.syntax,
+        pr_title=view.title,
+        settings=ctx.settings,
+        policy=policy,
+        repo=f"{ctx.repo()['owner']}/{ctx.repo()['repo']}",
+        pr_number=number,
+        head_sha=view.head_sha,
+    )
+    return answer.text if answer.ok else None
 
 
 router = make_router()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from app.github import GitHubApp
 from app.handlers.commands import FindingRef, Services, discover_services, make_router, suggest_tests
 from app.pr_state import is_paused, suppressions
 from app.settings import Settings
+from tests.fakes.anthropic import Fail, FakeAnthropic, Reply
 from tests.fakes.github import FakeGitHub, FakePull, FakeRepo, shared_app_keys
 
 BASE = "def add(a: int, b: int) -> int:\n    return a + b\n"
@@ -115,7 +117,9 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> World:
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
+    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "DIFFWISE_MODEL"):
+        monkeypatch.delenv(name, raising=False)  # offline: a key in the environment must not reach out
     keys = shared_app_keys()
     fake = FakeGitHub(42, keys.public_pem)
     repo = fake.add_repo("octo", "shop", installation_id=7)
@@ -418,3 +422,56 @@ def test_review_command_runs_the_real_review_handler(world: World) -> None:
     world.comment("/diffwise review")  # on request, even the same head is reviewed again
     assert len(world.repo.reviews) == 2
     assert all(r["commit_id"] == world.pull.head_sha for r in world.repo.reviews)
+
+
+# -- the real LLM adapters (app.llm_review) against the fake Anthropic ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def anthropic() -> Iterator[FakeAnthropic]:
+    with FakeAnthropic() as server:
+        yield server
+
+
+def with_llm(world: World, anthropic: FakeAnthropic) -> None:
+    anthropic.reset()
+    world.settings = world.settings.replace(
+        anthropic_api_key="sk-ant-api03-TESTKEY-0123456789", anthropic_base_url=anthropic.base_url
+    )
+    world.services = discover_services()
+
+
+def test_ask_through_the_llm(world: World, anthropic: FakeAnthropic) -> None:
+    with_llm(world, anthropic)
+    anthropic.push(Reply(text="Because `b + a` reads better here."))
+    world.comment("/diffwise ask Why swap the operands?")
+    assert world.replies()[-1] == f"{REPLY_MARKER}\nBecause `b + a` reads better here."
+    [request] = anthropic.messages_requests()
+    assert "Why swap the operands?" in request.text
+    assert "return b + a" in request.text  # the change was sent (fenced, per the prompt)
+
+
+def test_explain_in_a_thread_through_the_llm(world: World, anthropic: FakeAnthropic) -> None:
+    with_llm(world, anthropic)
+    anthropic.push(Reply(text="eval runs whatever string it is given."))
+    root = world.bot_finding()
+    world.thread_reply("/diffwise explain", root)
+    reply = world.repo.review_comments[-1]
+    assert reply["body"] == f"{REPLY_MARKER}\neval runs whatever string it is given."
+    assert reply["in_reply_to_id"] == root
+    assert "security/eval" in anthropic.messages_requests()[0].text
+
+
+def test_llm_failure_falls_back_to_the_rule_text(world: World, anthropic: FakeAnthropic) -> None:
+    with_llm(world, anthropic)
+    anthropic.push(Fail(500), Fail(500), Fail(500), Fail(500))
+    world.bot_finding()
+    world.comment(f"/diffwise explain {FID}")
+    assert "> Using eval on request data runs arbitrary code." in world.replies()[-1]
+
+
+def test_without_a_key_ask_says_unavailable(world: World) -> None:
+    world.services = discover_services()
+    world.settings = world.settings.replace(anthropic_api_key=None)
+    world.comment("/diffwise ask anything?")
+    assert "answering questions (no LLM is configured) is not available" in world.replies()[-1]
