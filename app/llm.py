@@ -6,6 +6,8 @@ import asyncio
 import logging
 import os
 import random
+import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
@@ -81,6 +83,27 @@ class LLMConfig:
             vertex_project=get("vertex_project", "ANTHROPIC_VERTEX_PROJECT_ID"),
         )
         return replace(config, **overrides) if overrides else config
+
+
+_prewarm_lock = threading.Lock()
+_prewarmed = False
+
+
+def prewarm() -> None:
+    """Import the SDK (~2-4 s cold) on a daemon thread, so a worker's first LLM call does not pay for it."""
+    global _prewarmed
+    with _prewarm_lock:
+        if _prewarmed or "anthropic" in sys.modules:
+            return
+        _prewarmed = True
+
+    def load() -> None:
+        try:
+            import anthropic  # noqa: F401
+        except ImportError:  # pragma: no cover - a dependency of the package
+            pass
+
+    threading.Thread(target=load, name="anthropic-prewarm", daemon=True).start()
 
 
 def make_sdk_client(config: LLMConfig) -> Any:

@@ -18,7 +18,7 @@ from analyzers.base import Confidence, Finding, Fix, Severity, normalize_code
 from analyzers.diff import ChangedFile, ChangeSet
 from app import prompts
 from app.audit import AuditEntry, AuditLog
-from app.llm import LLMClient, LLMConfig, LLMUnavailable
+from app.llm import LLMClient, LLMConfig, LLMUnavailable, prewarm
 from app.llm_context import (
     MAX_PR_BODY_CHARS,
     FileContext,
@@ -361,6 +361,7 @@ class LLMReviewer:
             return cls(None, budget, disabled_reason="LLM review disabled by policy")
         if not config.configured:
             return cls(None, budget)
+        prewarm()  # the SDK import overlaps the rest of the job (fetching files, analyzers)
         if audit is None:
             try:
                 audit = AuditLog.from_settings(settings)
