@@ -35,9 +35,13 @@ from app.settings import Settings
 
 log = logging.getLogger("diffwise.jobs")
 
-Dispatch = Callable[[Settings, Delivery], Awaitable[None]]
+Dispatch = Callable[[Settings, Delivery], Awaitable[object]]
 REVIEW_ACTIONS = frozenset({"opened", "reopened", "ready_for_review", "synchronize"})
 TASK_NAME = "diffwise.process_delivery"
+
+
+class HandlersFailed(Exception):
+    """dispatch() reported that every handler for the delivery failed."""
 
 
 @dataclass(frozen=True)
@@ -324,7 +328,11 @@ class JobQueue:
             except ImportError as exc:
                 raise PermanentError(f"no event dispatcher is installed ({exc})") from exc
             dispatch = default_dispatch
-        await dispatch(self.settings, delivery)
+        outcome = await dispatch(self.settings, delivery)
+        if getattr(outcome, "status", None) == "failed":
+            # Every handler raised: retry like any other failure (handlers are idempotent), then dead-letter.
+            errors = "; ".join(getattr(outcome, "errors", ()) or ("all handlers failed",))
+            raise HandlersFailed(errors)
 
     def _reschedule(self, delivery: Delivery, delay: float, *, debounced: bool) -> None:
         # Mark first, then schedule: if we die in between, the lease runs out and `reclaim` requeues it.

@@ -69,7 +69,8 @@ def create_app(
     routes: list[BaseRoute] = []
     middleware: list[Middleware] = []
     if settings.webhook_secret:
-        committer = GroupCommitter(lambda batch: get_queue().submit_many(batch))
+        inline = not settings.redis_url and not settings.fsync  # see GroupCommitter
+        committer = GroupCommitter(lambda batch: get_queue().submit_many(batch), inline=inline)
         receiver = WebhookReceiver(settings.webhook_secret, committer)
         state["committer"] = committer
         routes.append(Route(settings.webhook_path, receiver, methods=["POST"]))

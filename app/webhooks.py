@@ -36,11 +36,18 @@ class QueueUnavailable(Exception):
 
 
 class GroupCommitter:
-    """Batches concurrent submissions into one blocking `submit` call at a time, run in a thread."""
+    """Batches concurrent submissions into one blocking `submit` call at a time.
 
-    def __init__(self, submit: Submit, max_batch: int = 512) -> None:
+    `inline=True` runs that call on the event loop thread. For a local SQLite commit without fsync a batch
+    takes well under a few milliseconds, and skipping the thread hand-off (executor submit, wake-up, result
+    back through the loop's self-pipe) saves more CPU than the loop loses while it writes. When each commit
+    waits for the disk or the network (fsync, Redis), leave it False.
+    """
+
+    def __init__(self, submit: Submit, max_batch: int = 512, *, inline: bool = False) -> None:
         self._submit = submit
         self._max_batch = max_batch
+        self._inline = inline
         self._pending: list[tuple[Delivery, asyncio.Future[bool]]] = []
         self._writer: asyncio.Task[None] | None = None
         self.batches = 0
@@ -57,8 +64,12 @@ class GroupCommitter:
         await asyncio.sleep(0)  # one loop turn: requests whose bytes already arrived join this batch
         while self._pending:
             batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
+            deliveries = [d for d, _ in batch]
             try:
-                results = await asyncio.to_thread(self._submit, [d for d, _ in batch])
+                if self._inline:
+                    results = self._submit(deliveries)
+                else:
+                    results = await asyncio.to_thread(self._submit, deliveries)
             except Exception as exc:
                 log.error("enqueue of %d deliveries failed: %s", len(batch), exc)
                 for _, future in batch:
@@ -70,6 +81,8 @@ class GroupCommitter:
             for (_, future), fresh in zip(batch, results, strict=True):
                 if not future.done():
                     future.set_result(fresh)
+            if self._inline:
+                await asyncio.sleep(0)  # let the requests that arrived meanwhile join the next batch
 
 
 class WebhookReceiver:

@@ -16,6 +16,7 @@ import pickle
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -340,3 +341,22 @@ def test_a_delivery_survives_the_queue_encoding(d: Delivery) -> None:
     assert d.next_attempt().attempt == d.attempt + 1
     assert str(len(d.body)) in repr(d)
     assert repr(d.body) not in repr(d) or not d.body
+
+
+def test_a_dispatch_reporting_all_handlers_failed_is_retried(make_queue: Callable[..., JobQueue]) -> None:
+    @dataclass(frozen=True)
+    class Outcome:
+        status: str
+        errors: tuple[str, ...]
+
+    calls: list[int] = []
+
+    async def dispatch(settings: Settings, d: Delivery) -> Outcome:
+        calls.append(d.attempt)
+        return Outcome("failed", ("review: boom",)) if d.attempt == 0 else Outcome("handled", ())
+
+    q = make_queue(dispatch)
+    q.submit(delivery("outcome-1"))
+    drain(q)
+    assert calls == [0, 1]
+    assert q.ledger.state("outcome-1") == "done"

@@ -203,7 +203,11 @@ def test_oversized_streamed_body_stops_reading_at_the_cap() -> None:
     assert chunks.read == 26  # 25 MiB accepted, the 26th chunk crosses the cap, the rest is never read
 
 
-def test_concurrent_deliveries_share_commits_and_duplicates_race_safely(settings: Settings, queue: JobQueue) -> None:
+@pytest.mark.parametrize("fsync", [False, True], ids=["inline-commit", "thread-commit"])
+def test_concurrent_deliveries_share_commits_and_duplicates_race_safely(tmp_path: Path, fsync: bool) -> None:
+    settings = Settings.for_tests(webhook_secret=WEBHOOK_SECRET, state_dir=tmp_path / "state", fsync=fsync)
+    queue = JobQueue(settings)
+
     async def run() -> tuple[list[int], list[int]]:
         app = create_app(settings, queue=queue)
         transport = httpx.ASGITransport(app=app)
@@ -224,10 +228,13 @@ def test_concurrent_deliveries_share_commits_and_duplicates_race_safely(settings
         assert committer.batches < 80  # concurrent requests were grouped into shared transactions
         return [r.status_code for r in distinct], [r.status_code for r in dups]
 
-    distinct, dups = asyncio.run(run())
-    assert distinct == [202] * 60
-    assert sorted(dups) == [200] * 19 + [202]
-    assert queue.pending() == 61
+    try:
+        distinct, dups = asyncio.run(run())
+        assert distinct == [202] * 60
+        assert sorted(dups) == [200] * 19 + [202]
+        assert queue.pending() == 61
+    finally:
+        queue.close()
 
 
 _header_names = st.sampled_from(
