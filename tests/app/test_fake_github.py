@@ -269,3 +269,25 @@ def test_patch_and_commentable_lines_agree() -> None:
     assert right == {1, 2, 3, 4}
     assert left == {1, 2, 3}
     assert file_patch(b"\0bin", b"\0bin2") is None
+
+
+async def test_pending_reviews_are_one_per_pull_and_can_be_deleted_or_submitted(
+    fake: FakeGitHub, client: httpx.AsyncClient
+) -> None:
+    auth = await token_for(client)
+    url = "/repos/octo/hello/pulls/1/reviews"
+    comment = {"path": "a.py", "line": 20, "body": "pending"}
+    pending = (await client.post(url, json={"comments": [comment]}, headers=auth)).json()
+    assert pending["state"] == "PENDING"
+    second = await client.post(url, json={"comments": [comment]}, headers=auth)
+    assert second.status_code == 422
+    repo = fake.repo("octo/hello")
+    assert repo.review_comments == []  # pending comments are not visible yet
+    assert (await client.delete(f"{url}/{pending['id']}", headers=auth)).status_code == 200
+    assert repo.reviews == []
+    again = (await client.post(url, json={"comments": [comment]}, headers=auth)).json()
+    submitted = await client.post(f"{url}/{again['id']}/events", json={"event": "COMMENT", "body": "b"}, headers=auth)
+    assert submitted.json()["state"] == "COMMENTED"
+    assert [c["body"] for c in repo.review_comments] == ["pending"]
+    refused = await client.delete(f"{url}/{again['id']}", headers=auth)
+    assert refused.status_code == 422

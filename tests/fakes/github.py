@@ -17,13 +17,14 @@ context manager running it with uvicorn on 127.0.0.1:<free port> and yielding th
 
 Inspecting: `fake.requests` (every request: method, path, query, headers, json), `fake.count(method,
 path_regex)`, `repo.reviews`, `repo.review_comments`, `repo.issue_comments`, `repo.reactions`,
-`repo.check_runs`, `fake.graphql_calls`, `fake.tokens`.
+`repo.check_runs`, `fake.graphql_calls`, `fake.tokens`, `fake.pending_comments` (of PENDING reviews).
 
 Endpoints (GitHub's shapes, trimmed): App JWT (RS256, iss=app id, exp ≤ 10 min) on /app/...; installation
 tokens with expires_at, required on repo endpoints (401 otherwise, 404 for repos outside the installation);
 repo JSON; pull JSON and the diff media type (406 over 300 files); /pulls/{n}/files paginated with Link
 (3,000 files max); contents API (JSON/base64, raw media type; 1 MB JSON cap like GitHub); reviews (422 with
-GitHub's error for a comment outside the diff, or a body over 65,536 characters); review comments list/create
+GitHub's error for a comment outside the diff, or a body over 65,536 characters; PENDING reviews without an
+event, one per PR, deletable and submittable); review comments list/create
 (with in_reply_to)/edit/delete; issue comments CRUD; reactions; check runs create/update/list (≤ 50
 annotations per request); compare; collaborator permission; GraphQL resolveReviewThread/minimizeComment;
 app hook deliveries list/redeliver.
@@ -250,6 +251,7 @@ class FakeGitHub:
         self.deliveries: list[Delivery] = []
         self.redelivered: list[int] = []
         self.faults: list[Fault] = []
+        self.pending_comments: dict[int, list[dict[str, Any]]] = {}  # PENDING review id → its comments
         self._ids = itertools.count(1000)
         self._lock = threading.Lock()
         self._routes: list[tuple[str, re.Pattern[str], str, Handler]] = []
@@ -374,6 +376,9 @@ class FakeGitHub:
         R("GET", repo + r"/pulls/(?P<n>\d+)/files", "token", self._pull_files)
         R("GET", repo + r"/pulls/(?P<n>\d+)/reviews", "token", self._list_reviews)
         R("POST", repo + r"/pulls/(?P<n>\d+)/reviews", "token", self._create_review)
+        R("GET", repo + r"/pulls/(?P<n>\d+)/reviews/(?P<rid>\d+)", "token", self._get_review)
+        R("DELETE", repo + r"/pulls/(?P<n>\d+)/reviews/(?P<rid>\d+)", "token", self._delete_review)
+        R("POST", repo + r"/pulls/(?P<n>\d+)/reviews/(?P<rid>\d+)/events", "token", self._submit_review)
         R("GET", repo + r"/pulls/(?P<n>\d+)/comments", "token", self._list_review_comments)
         R("POST", repo + r"/pulls/(?P<n>\d+)/comments", "token", self._create_review_comment)
         R("PATCH", repo + r"/pulls/comments/(?P<cid>\d+)", "token", self._edit_review_comment)
@@ -719,9 +724,53 @@ class FakeGitHub:
             "submitted_at": _iso(_now()),
             "html_url": f"https://github.test/{r.full_name}/pull/{p.number}#pullrequestreview-{review_id}",
         }
+        if event is None:
+            if any(rv["state"] == "PENDING" and rv["pull_number"] == p.number for rv in r.reviews):
+                return _error(
+                    422, "Unprocessable Entity", errors=["User can only have one pending review per pull request"]
+                )
+            review["submitted_at"] = None
+            r.reviews.append(review)
+            self.pending_comments[review_id] = comments
+            return JSONResponse(review)
         r.reviews.append(review)
         for c in comments:
             self._store_review_comment(r, p, c, review_id, review["commit_id"])
+        return JSONResponse(review)
+
+    def _review(self, r: FakeRepo, n: str, rid: str) -> dict[str, Any] | None:
+        return next((rv for rv in r.reviews if rv["id"] == int(rid) and rv["pull_number"] == int(n)), None)
+
+    async def _get_review(self, request: Request, body: Any, owner: str, repo: str, n: str, rid: str) -> Response:
+        review = self._review(self._repo(owner, repo), n, rid)
+        return JSONResponse(review) if review else _error(404, "Not Found")
+
+    async def _delete_review(self, request: Request, body: Any, owner: str, repo: str, n: str, rid: str) -> Response:
+        r = self._repo(owner, repo)
+        review = self._review(r, n, rid)
+        if review is None:
+            return _error(404, "Not Found")
+        if review["state"] != "PENDING":
+            return _error(422, "Unprocessable Entity", errors=["Can not delete a non-pending pull request review"])
+        r.reviews.remove(review)
+        self.pending_comments.pop(review["id"], None)
+        return JSONResponse(review)
+
+    async def _submit_review(self, request: Request, body: Any, owner: str, repo: str, n: str, rid: str) -> Response:
+        r, p = self._pull(owner, repo, n)
+        review = self._review(r, n, rid)
+        if review is None or p is None:
+            return _error(404, "Not Found")
+        event = (body or {}).get("event")
+        states = {"COMMENT": "COMMENTED", "APPROVE": "APPROVED", "REQUEST_CHANGES": "CHANGES_REQUESTED"}
+        if review["state"] != "PENDING" or event not in states:
+            return _error(422, "Unprocessable Entity", errors=["Can not submit this review"])
+        review.update(
+            {"state": states[event], "event": event, "submitted_at": _iso(_now())}
+            | ({"body": body["body"]} if (body or {}).get("body") else {})
+        )
+        for c in self.pending_comments.pop(review["id"], []):
+            self._store_review_comment(r, p, c, review["id"], review["commit_id"])
         return JSONResponse(review)
 
     def _store_review_comment(
