@@ -16,7 +16,7 @@ from app.settings import Settings
 
 log = logging.getLogger("diffwise.web")
 
-PROVIDERS: tuple[str, ...] = ()
+PROVIDERS: tuple[str, ...] = ("app.registration:routes", "app.metrics:routes")
 
 
 def collect(settings: Settings, providers: Sequence[str] = PROVIDERS) -> list[BaseRoute]:
