@@ -464,7 +464,7 @@ def test_explain_in_a_thread_through_the_llm(world: World, anthropic: FakeAnthro
 
 def test_llm_failure_falls_back_to_the_rule_text(world: World, anthropic: FakeAnthropic) -> None:
     with_llm(world, anthropic)
-    anthropic.push(Fail(500), Fail(500), Fail(500), Fail(500))
+    anthropic.push(Fail(400, "invalid_request_error"))  # not retried: the fallback is immediate
     world.bot_finding()
     world.comment(f"/diffwise explain {FID}")
     assert "> Using eval on request data runs arbitrary code." in world.replies()[-1]
