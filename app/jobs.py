@@ -207,8 +207,9 @@ class JobQueue:
         """Checkpoint the SQLite WAL from a separate connection until `stop` is set (no-op on Redis).
 
         PASSIVE copies pages without blocking the receiver; under steady load it never catches up with the
-        end of the WAL, so once the file passes `wal_limit` a TRUNCATE (which briefly holds off writers and
-        has little left to copy right after a PASSIVE pass) resets it.
+        end of the WAL, so once the file passes `wal_limit` a RESTART (which briefly holds off writers and
+        has little left to copy right after a PASSIVE pass) makes the next commit write from the start of
+        the file again, reusing its blocks; journal_size_limit trims it back to 64 MiB.
         """
         if self.settings.redis_url:
             return
@@ -220,7 +221,7 @@ class JobQueue:
                 try:
                     conn.execute("pragma wal_checkpoint(PASSIVE)").fetchall()
                     if wal.exists() and wal.stat().st_size > wal_limit:
-                        conn.execute("pragma wal_checkpoint(TRUNCATE)").fetchall()
+                        conn.execute("pragma wal_checkpoint(RESTART)").fetchall()
                 except sqlite3.Error as exc:
                     log.warning("WAL checkpoint failed: %s", exc)
             conn.execute("pragma wal_checkpoint(TRUNCATE)").fetchall()

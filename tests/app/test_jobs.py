@@ -360,3 +360,26 @@ def test_a_dispatch_reporting_all_handlers_failed_is_retried(make_queue: Callabl
     drain(q)
     assert calls == [0, 1]
     assert q.ledger.state("outcome-1") == "done"
+
+
+def test_maintain_checkpoints_the_wal_off_the_hot_path(tmp_path: Path) -> None:
+    settings = Settings.for_tests(state_dir=tmp_path / "wal")
+    q = JobQueue(settings, dispatch=Recorder())
+    try:
+        wal = settings.state_dir / "queue.db-wal"
+        body = b"x" * 20_000
+        for batch in range(10):
+            q.submit_many([Delivery(f"w-{batch}-{i}", "issues", body, "", 0.0) for i in range(20)])
+        grown = wal.stat().st_size
+        assert grown > 4_000_000  # the receiver's connection never checkpoints by itself
+        stop = threading.Event()
+        worker = threading.Thread(target=q.maintain, args=(stop, 0.01, 1 << 20))
+        worker.start()
+        time.sleep(0.2)
+        q.submit(Delivery("after", "issues", body, "", 0.0))  # this commit starts over at the WAL's head
+        stop.set()
+        worker.join(10)
+        assert wal.stat().st_size < grown
+        assert q.pending() == 201
+    finally:
+        q.close()
