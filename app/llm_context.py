@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from analyzers.base import Finding
-from analyzers.diff import ChangedFile, ChangeSet, FileStatus, LineKind
+from analyzers.diff import ChangedFile, ChangeSet, FileStatus, Line, LineKind
 
 log = logging.getLogger(__name__)
 
 MAX_LINE_CHARS = 300
 MAX_FUNCTION_LINES = 12  # longer enclosing functions contribute their signature and block headers
+SYNTAX_DIFF_CONTEXT = 2  # git's context lines kept around a change when the enclosing function is shown
 MAX_PR_BODY_CHARS = 6_000
 REDACTED = "[REDACTED]"
 
@@ -148,6 +149,14 @@ def enclosing_spans(syntax: Any, path: str, lines: Iterable[int]) -> list[Span]:
     return sorted(spans.values(), key=lambda s: (s.start, s.end))
 
 
+def _near_changes(lines: Sequence[Line], keep: int | None) -> set[int]:
+    """Indexes of the hunk lines to show: all, or changes plus `keep` context lines either side."""
+    if keep is None:
+        return set(range(len(lines)))
+    changed = [i for i, ln in enumerate(lines) if ln.kind is not LineKind.CONTEXT]
+    return {i for c in changed for i in range(max(0, c - keep), min(len(lines), c + keep + 1))}
+
+
 def _context_lines(span: Span, lines: Sequence[str], changed: Sequence[int]) -> list[int]:
     """A short function whole; a long one as its signature line plus the block headers above each change
     (the lines with less indentation than the change, innermost last), like an editor's sticky scroll."""
@@ -189,6 +198,15 @@ def render_file(
     with_context: bool = True,
 ) -> tuple[str, tuple[str, ...]]:
     """A file's hunks with the new-file number on every line, plus whole enclosing functions if known."""
+    spans: list[Span] = []
+    head_lines: list[str] = []
+    if with_context and syntax is not None:
+        anchor = [n for h in changed.hunks for n in (h.added or h.right_lines[:1])]
+        spans = enclosing_spans(syntax, changed.path, anchor)
+        source = read_head(changed.path) if read_head is not None else None
+        head_lines = source.splitlines() if source is not None else []
+    # With the enclosing function as context, git's generic context is trimmed to the nearest lines.
+    keep_context = SYNTAX_DIFF_CONTEXT if spans and head_lines else None
     rows: dict[int, tuple[str, str]] = {}  # new line -> (mark, text)
     removed_before: dict[int, list[str]] = {}  # removed lines shown just before new line n
     removed_after: dict[int, list[str]] = {}  # removed lines at the end of a hunk, after new line n
@@ -196,7 +214,10 @@ def render_file(
     for index, hunk in enumerate(changed.hunks):
         pending: list[str] = []
         last_new = max(hunk.new_start - 1, 0)
-        for ln in hunk.lines:
+        near = _near_changes(hunk.lines, keep_context)
+        for i, ln in enumerate(hunk.lines):
+            if i not in near:
+                continue
             if ln.kind is LineKind.REMOVED or ln.new is None:
                 pending.append(ln.text)
                 continue
@@ -209,16 +230,10 @@ def render_file(
         if pending:
             removed_after.setdefault(last_new, []).extend(pending)
             hunk_of.setdefault(last_new, index)
-    spans: list[Span] = []
-    if with_context and syntax is not None:
-        anchor = [n for h in changed.hunks for n in (h.added or h.right_lines[:1])]
-        spans = enclosing_spans(syntax, changed.path, anchor)
-        source = read_head(changed.path) if read_head is not None else None
-        head_lines = source.splitlines() if source is not None else []
-        for span in spans:
-            for n in _context_lines(span, head_lines, [a for a in anchor if span.start <= a <= span.end]):
-                if n not in rows and 1 <= n <= len(head_lines):
-                    rows[n] = (" ", head_lines[n - 1])
+    for span in spans:
+        for n in _context_lines(span, head_lines, [a for a in anchor if span.start <= a <= span.end]):
+            if n not in rows and 1 <= n <= len(head_lines):
+                rows[n] = (" ", head_lines[n - 1])
     out: list[str] = [f"## {changed.path} ({_status(changed)})"]
     previous: int | None = None
     current_hunk: int | None = None
