@@ -76,6 +76,7 @@ HEADER_CHARS = 1_000
 HEADER_LINES = 10
 MINIFIED_LINE_CHARS = 1_000  # a bundle line; hand-written code rarely has lines this long
 SNIFF_CHARS = 20_000
+MAX_SNIFF_TEXT = 1_000_000  # larger files are the size limit's business, not the minified check's
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,8 @@ def reason_from_text(text: str) -> str | None:
     match = _GENERATED_HEADER.search(head)
     if match:
         return f"generated file (header says {match.group(0).strip()!r})"
+    if len(text) > MAX_SNIFF_TEXT:
+        return None  # the size limit reports it, with a clearer reason
     sample = text[:SNIFF_CHARS]
     lines = sample.splitlines()
     if lines and max(len(line) for line in lines) >= MINIFIED_LINE_CHARS and len(sample) / len(lines) > 300:

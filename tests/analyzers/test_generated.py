@@ -126,3 +126,8 @@ def test_skips_drop_files_from_the_changeset() -> None:
     out = cs.with_skipped(classify_skips(cs, lambda p: "x = 1\n"))
     assert [f.path for f in out.files] == ["src/app.py"]
     assert out.skipped == (Skipped("package-lock.json", "lock file (package-lock.json)"),)
+
+
+def test_very_large_files_are_left_to_the_size_limit() -> None:
+    texts = {"big.py": "x = 1\n" + "#" * 2_000_000}
+    assert classify_skips(_changeset(*texts), texts.get) == []
