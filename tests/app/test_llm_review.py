@@ -421,6 +421,7 @@ def test_over_the_pr_budget_risky_files_go_first_and_the_rest_is_listed(fake: Fa
     }
     assert {f"pkg/auth/login{i:03d}.py" for i in range(0, 40, 10)} <= sent_paths
     assert result.not_sent
+    assert any(r.path == "/v1/messages/count_tokens" for r in fake.requests)  # near the budget: counted
     assert set(result.not_sent) | sent_paths == {f.path for f in cs.files}
     assert not set(result.not_sent) & sent_paths
 
