@@ -38,6 +38,7 @@ class Ledger(Protocol):
     def finish(self, delivery_id: str, state: str, error: str | None = None) -> None: ...
     def state(self, delivery_id: str) -> str | None: ...
     def reclaim_stale(self, now: float) -> list[bytes]: ...
+    def prune(self, before: float) -> int: ...
     def acquire_lock(self, key: str, owner: str, lease: float) -> bool: ...
     def renew_lock(self, key: str, owner: str, lease: float) -> bool: ...
     def release_lock(self, key: str, owner: str) -> None: ...
@@ -140,6 +141,17 @@ class SqliteLedger:
                 )
             return [bytes(payload) for _, payload in rows]
 
+    def prune(self, before: float) -> int:
+        """Forget finished deliveries and PR heads last touched before `before` (the dedupe window)."""
+        with self._storage.db(commit=True) as cur:
+            cur.execute(
+                "delete from delivery where state in ('done', 'superseded', 'dead') and updated_at < ?", (before,)
+            )
+            removed = int(cur.rowcount)
+            cur.execute("delete from pr_head where received_at < ?", (before,))
+            cur.execute("delete from lease where expires < ?", (before,))
+        return removed
+
     def acquire_lock(self, key: str, owner: str, lease: float) -> bool:
         now = time.time()
         with self._storage.db(commit=True) as cur:
@@ -183,6 +195,18 @@ redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
 return 1
 """
+_REDIS_ACCEPT = """
+local out = {}
+for i = 2, #KEYS do
+  if redis.call('SET', KEYS[i], 'queued', 'NX', 'EX', ARGV[1]) then
+    redis.call('LPUSH', KEYS[1], ARGV[i])
+    out[i - 1] = 1
+  else
+    out[i - 1] = 0
+  end
+end
+return out
+"""
 _REDIS_RECLAIM = """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 local out = {}
@@ -223,6 +247,7 @@ class RedisLedger:
         self._prefix = f"{prefix}:{storage.name}:"
         self._running = self._prefix + "running"
         self._payloads = self._prefix + "payload"
+        self._accept = self._redis.register_script(_REDIS_ACCEPT)
         self._claim = self._redis.register_script(_REDIS_CLAIM)
         self._reclaim = self._redis.register_script(_REDIS_RECLAIM)
         self._renew_lock = self._redis.register_script(_REDIS_RENEW_LOCK)
@@ -233,17 +258,10 @@ class RedisLedger:
         return f"{self._prefix}d:{delivery_id}"
 
     def accept(self, deliveries: Sequence[Delivery], encode: Encode) -> list[bool]:
-        pipe = self._redis.pipeline(transaction=False)
-        for d in deliveries:
-            pipe.set(self._key(d.id), "queued", nx=True, ex=RETENTION_SECONDS)
-        fresh = [bool(x) for x in pipe.execute()]
-        # A batch may repeat an id: only the first occurrence got the NX, so the rest are already False.
-        pipe = self._redis.pipeline(transaction=False)
-        for d, is_new in zip(deliveries, fresh, strict=True):
-            if is_new:
-                pipe.lpush(self._storage.queue_key, encode(d))
-        pipe.execute()
-        return fresh
+        """Mark-and-push in one Lua call, so a delivery is never marked seen without its job queued."""
+        keys = [self._storage.queue_key, *(self._key(d.id) for d in deliveries)]
+        flags = self._accept(keys=keys, args=[RETENTION_SECONDS, *(encode(d) for d in deliveries)])
+        return [bool(flag) for flag in flags]
 
     def claim(self, delivery_id: str, owner: str, lease: float, payload: bytes) -> bool:
         del owner  # the lease set is keyed by delivery id; one claim per state transition
@@ -275,6 +293,10 @@ class RedisLedger:
     def reclaim_stale(self, now: float) -> list[bytes]:
         payloads = self._reclaim(keys=[self._running, self._payloads], args=[now, self._prefix + "d:"])
         return [bytes(p) for p in payloads]
+
+    def prune(self, before: float) -> int:
+        del before  # every Redis key carries its own TTL
+        return 0
 
     def acquire_lock(self, key: str, owner: str, lease: float) -> bool:
         lock = self._prefix + "lock:" + key

@@ -27,7 +27,7 @@ from huey import RedisHuey, SqliteHuey, crontab
 from huey.consumer import Consumer
 from huey.storage import SqliteStorage
 
-from app.deliveries import DeadLetters, Head, Ledger, RedisLedger, SqliteLedger
+from app.deliveries import RETENTION_SECONDS, DeadLetters, Head, Ledger, RedisLedger, SqliteLedger
 from app.delivery import Delivery
 from app.errors import ConfigError, PermanentError, RetryLater
 from app.logs import log_context, set_repo
@@ -238,8 +238,13 @@ class JobQueue:
         return consumer
 
     def reclaim(self) -> int:
-        """Requeue jobs whose worker died mid-run (lease expired); runs at start and every minute."""
-        payloads = self.ledger.reclaim_stale(time.time())
+        """Requeue jobs whose worker died mid-run (lease expired); runs at start and every minute.
+
+        Also forgets finished deliveries older than the dedupe window (GitHub redelivers for 3 days).
+        """
+        now = time.time()
+        self.ledger.prune(now - RETENTION_SECONDS)
+        payloads = self.ledger.reclaim_stale(now)
         for payload in payloads:
             self.huey.storage.enqueue(payload, 0)
         if payloads:

@@ -383,3 +383,18 @@ def test_maintain_checkpoints_the_wal_off_the_hot_path(tmp_path: Path) -> None:
         assert q.pending() == 201
     finally:
         q.close()
+
+
+def test_finished_deliveries_are_forgotten_after_the_dedupe_window(make_queue: Callable[..., JobQueue]) -> None:
+    q = make_queue(Recorder())
+    old, fresh = delivery("old-1"), delivery("fresh-1")
+    q.submit_many([old, fresh])
+    drain(q)
+    assert q.ledger.prune(time.time() - 3600) == 0  # both finished just now
+    removed = q.ledger.prune(time.time() + 1)
+    if q.settings.redis_url:
+        assert removed == 0  # Redis keys expire by TTL instead
+        assert q.submit(old) is False
+    else:
+        assert removed == 2
+        assert q.submit(old) is True  # outside the window a redelivery is new again
