@@ -113,7 +113,7 @@ PLACEHOLDER = re.compile(
     r"|getenv|environ|process\.env|^env\.|^os\."
 )
 # inside a token of a known format only blatant filler marks an example
-_KNOWN_PLACEHOLDER = re.compile(r"(?i)example|x{5,}|(.)\1{7,}|your[_\-]|fake|dummy|placeholder|redacted|<|>")
+KNOWN_PLACEHOLDER = re.compile(r"(?i)example|x{5,}|(.)\1{7,}|your[_\-]|fake|dummy|placeholder|redacted|<|>")
 # references to a value kept elsewhere: not a secret, not even redacted
 _REFERENCE = re.compile(r"^\$\{[^}]*\}$|^\$[A-Z_][A-Z0-9_]*$|^\{\{.*\}\}$|^<[^>]*>$|getenv|environ|process\.env|^env\.")
 _IDENTIFIER_PATH = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*(?:\.[A-Za-z_$][A-Za-z0-9_$]*)+$")
@@ -194,7 +194,7 @@ def _known(text: str) -> Iterable[SecretMatch]:
             start, end = m.span(priority_kind.group)
             value = text[start:end]
             body = value[priority_kind.keep :]
-            placeholder = bool(_KNOWN_PLACEHOLDER.search(body)) or len(set(body)) <= 3 or shannon_entropy(body) < 2.5
+            placeholder = bool(KNOWN_PLACEHOLDER.search(body)) or len(set(body)) <= 3 or shannon_entropy(body) < 2.5
             yield SecretMatch(
                 priority_kind.id,
                 priority_kind.label,

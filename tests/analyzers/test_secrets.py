@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import string
 
 import pytest
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 
 from analyzers.base import AnalyzerContext, Confidence
 from analyzers.diff import ChangeSet
-from analyzers.secrets import PLACEHOLDER, SecretsAnalyzer, find_secrets, redact, shannon_entropy
+from analyzers.secrets import KNOWN_PLACEHOLDER, PLACEHOLDER, SecretsAnalyzer, find_secrets, redact, shannon_entropy
 
 ALNUM = string.ascii_letters + string.digits
 
@@ -187,7 +188,13 @@ CONTAINERS = [
 def secrets_in_files(draw: st.DrawFn) -> tuple[str, str, str]:
     name = draw(st.sampled_from(sorted(FORMATS)))
     prefix, body_strategy = FORMATS[name]
-    body = draw(body_strategy.filter(lambda b: shannon_entropy(b) >= 3.6 and len(set(b)) > 8))
+    # realistic random bodies: high entropy, no long runs of one character (those read as filler)
+    body = draw(
+        body_strategy.filter(
+            lambda b: shannon_entropy(b) >= 3.6 and len(set(b)) > 8 and not re.search(r"(?i)(.)\1{5,}|x{4}", b)
+        )
+    )
+    assume(not KNOWN_PLACEHOLDER.search(body))  # "fake", "example" ... inside a token mark a sample
     if not prefix:  # a generic value: not one that reads as a placeholder, and not starting with an operator
         body = "k" + body
         assume(not PLACEHOLDER.search(body))
