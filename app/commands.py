@@ -147,6 +147,8 @@ def _parse_explain(args: list[str]) -> Command:
 
 
 def _parse_ignore(args: list[str], repo_wide: bool) -> Command:
+    if not args:
+        return Command("ignore", repo_wide=repo_wide)  # in a finding's thread: that finding
     if len(args) != 1:
         return Command("ignore", problem="needs exactly one finding id or rule id")
     target = args[0].lower()
@@ -248,17 +250,32 @@ def ignored_text(command: Command) -> str:
     return _reply(f"OK: {what} is ignored on this pull request from now on.")
 
 
-def ignore_repo_text(command: Command, policy_path: str = ".github/diffwise.yml") -> str:
-    """`ignore --repo` never writes the policy; it proposes the change for a person to commit."""
+def ignore_repo_text(command: Command, rule: str | None = None, policy_path: str = ".github/diffwise.yml") -> str:
+    """`ignore --repo` never writes the policy; it proposes the change for a person to commit.
+
+    `rule` is the rule of the ignored finding, when the command named a finding rather than a rule.
+    """
+    rule = command.rule or rule
     if command.rule is None:
+        first = f"Finding `{command.finding_id}` is ignored on this pull request."
+    else:
+        first = f"OK: rule `{command.rule}` is ignored on this pull request."
+    if rule is None:
         return _reply(
-            f"Finding `{command.finding_id}` is ignored on this pull request. Repository-wide ignores work per "
-            "rule: use `/diffwise ignore <rule> --repo` with the finding's rule id."
+            f"{first} Repository-wide ignores work per rule: use `/diffwise ignore <rule> --repo` with the "
+            "finding's rule id."
         )
-    snippet = f"analyzers:\n  rules:\n    {command.rule}:\n      enabled: false"
+    snippet = f"analyzers:\n  rules:\n    {rule}:\n      enabled: false"
     return _reply(
-        f"OK: rule `{command.rule}` is ignored on this pull request. To turn it off for the whole repository, "
-        f"add this to `{policy_path}` on the default branch:\n\n```yaml\n{snippet}\n```"
+        f"{first} To turn rule `{rule}` off for the whole repository, add this to `{policy_path}` on the "
+        f"default branch:\n\n```yaml\n{snippet}\n```"
+    )
+
+
+def ignore_needs_target_text() -> str:
+    return _reply(
+        "What should I ignore? Use `/diffwise ignore <finding-id | rule>`, or reply `/diffwise ignore` in the "
+        "finding's own thread."
     )
 
 

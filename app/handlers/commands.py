@@ -6,7 +6,7 @@ import asyncio
 import importlib
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from app import commands as text
@@ -324,11 +324,24 @@ async def _ask(call: Call) -> bool:
 
 async def _ignore(call: Call) -> bool:
     command = call.command
+    rule_of_finding: str | None = None
+    if command.rule is None:
+        # A finding id (or, in a finding's thread, none): find the finding to know its rule.
+        finding = await find_finding(call.ctx, call.replier, command.finding_id)
+        if finding is None and command.finding_id is None:
+            await call.replier.reply(text.ignore_needs_target_text())
+            return False
+        if finding is not None:
+            command = replace(command, finding_id=finding.finding_id)
+            rule_of_finding = finding.rule
     kind = command.ignore_kind or "finding"
     target = (command.rule if kind == "rule" else command.finding_id) or ""
     state = PrState(call.services.engine_for(call.ctx.settings))
     await asyncio.to_thread(state.suppress, call.repo_name, call.number, kind, target, call.login)
-    await call.replier.reply(text.ignore_repo_text(command) if command.repo_wide else text.ignored_text(command))
+    if command.repo_wide:
+        await call.replier.reply(text.ignore_repo_text(command, rule_of_finding))
+    else:
+        await call.replier.reply(text.ignored_text(command))
     return True
 
 

@@ -45,6 +45,7 @@ FID = "0123456789abcdef"
         ("/diffwise ask\nline one\nline two", Command("ask", question="line one\nline two")),
         (f"/diffwise ignore {FID}", Command("ignore", finding_id=FID)),
         ("/diffwise ignore security/sql-injection", Command("ignore", rule="security/sql-injection")),
+        ("/diffwise ignore", Command("ignore")),
         (
             "/diffwise ignore --repo quality/long-function",
             Command("ignore", rule="quality/long-function", repo_wide=True),
@@ -94,7 +95,6 @@ def test_custom_app_slug() -> None:
         ("/diffwise tests a.py::not-a-name", "cannot read the target `a.py::not-a-name`"),
         ("/diffwise tests a.py b.py", "takes at most one target"),
         ("/diffwise explain not-an-id", "`not-an-id` is not a finding id"),
-        ("/diffwise ignore", "needs exactly one finding id or rule id"),
         ("/diffwise ignore a b", "needs exactly one finding id or rule id"),
         ("/diffwise ignore `rm -rf`", "unknown option `-rf'`"),
         ("/diffwise ignore NOPE", "`NOPE` is neither a finding id nor a rule id"),
@@ -181,9 +181,17 @@ def test_ignore_texts_golden() -> None:
         f"{REPLY_MARKER}\nOK: rule `security/eval` is ignored on this pull request from now on."
     )
     assert ignore_repo_text(Command("ignore", rule="security/eval", repo_wide=True)) == (
-        f"{REPLY_MARKER}\nOK: rule `security/eval` is ignored on this pull request. To turn it off for the whole "
-        "repository, add this to `.github/diffwise.yml` on the default branch:\n\n"
+        f"{REPLY_MARKER}\nOK: rule `security/eval` is ignored on this pull request. To turn rule `security/eval` "
+        "off for the whole repository, add this to `.github/diffwise.yml` on the default branch:\n\n"
         "```yaml\nanalyzers:\n  rules:\n    security/eval:\n      enabled: false\n```"
+    )
+    by_finding = Command("ignore", finding_id=FID, repo_wide=True)
+    assert ignore_repo_text(by_finding, rule="quality/x").startswith(
+        f"{REPLY_MARKER}\nFinding `{FID}` is ignored on this pull request. To turn rule `quality/x` off"
+    )
+    assert ignore_repo_text(by_finding) == (
+        f"{REPLY_MARKER}\nFinding `{FID}` is ignored on this pull request. Repository-wide ignores work per rule: "
+        "use `/diffwise ignore <rule> --repo` with the finding's rule id."
     )
 
 

@@ -261,6 +261,17 @@ def test_ignore_finding_rule_and_repo_suggestion(world: World) -> None:
     assert world.fake.count("PUT") == 0
 
 
+def test_ignore_in_a_finding_thread_and_repo_wide_by_finding(world: World) -> None:
+    root = world.bot_finding()
+    world.thread_reply("/diffwise ignore --repo", root)
+    assert suppressions(engine(world), "octo/shop", 5).finding_ids == frozenset({FID})
+    reply = world.repo.review_comments[-1]
+    assert reply["in_reply_to_id"] == root
+    assert f"Finding `{FID}` is ignored on this pull request. To turn rule `security/eval` off" in reply["body"]
+    world.comment("/diffwise ignore")
+    assert "What should I ignore?" in world.repo.issue_comments[-1]["body"]
+
+
 def test_review_runs_the_rereview_entry_point(world: World) -> None:
     world.comment("/diffwise review", user="admin")
     assert world.calls.rereview == [5]
