@@ -161,3 +161,29 @@ def test_a_job_killed_mid_run_is_finished_once_after_its_lease(procs: Processes,
     time.sleep(0.5)
     assert lines(out, "start") == ["mid-1", "mid-1"]
     assert lines(out, "end") == ["mid-1"]
+
+
+@pytest.mark.parametrize(
+    ("command", "bad", "variable"),
+    [
+        ("serve", {"APP_ID": "twelve"}, "APP_ID"),
+        (
+            "worker",
+            {"APP_ID": "12", "PRIVATE_KEY": "-----BEGIN RSA PRIVATE KEY-----\nhunter2\n-----END RSA PRIVATE KEY-----"},
+            "PRIVATE_KEY",
+        ),
+    ],
+)
+def test_bad_settings_stop_the_process_with_one_line(
+    tmp_path: Path, command: str, bad: dict[str, str], variable: str
+) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WEBHOOK_SECRET": "do-not-print-me", **bad}
+    done = subprocess.run(
+        [sys.executable, "-m", "app", command], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    lines_out = done.stderr.strip().splitlines()
+    assert len(lines_out) == 1
+    assert variable in lines_out[0]
+    assert "do-not-print-me" not in done.stderr + done.stdout
+    assert "hunter2" not in done.stderr + done.stdout
