@@ -99,6 +99,8 @@ class ChangedFile:
     is_binary: bool = False
     additions: int = 0
     deletions: int = 0
+    old_mode: str | None = None  # git file modes ("100644", "100755", "120000" symlink), when the diff says
+    new_mode: str | None = None
 
     @cached_property
     def added_lines(self) -> frozenset[int]:
@@ -392,6 +394,7 @@ def _from_patched_file(pf: unidiff.PatchedFile) -> ChangedFile:
         status = FileStatus.MODIFIED
     if old_path is None and status in (FileStatus.RENAMED, FileStatus.COPIED):
         old_path = _rename_from(info)
+    old_mode, new_mode = _modes(info)
     return ChangedFile(
         path,
         status,
@@ -399,7 +402,22 @@ def _from_patched_file(pf: unidiff.PatchedFile) -> ChangedFile:
         old_path=old_path,
         additions=sum(len(h.added) for h in hunks),
         deletions=sum(len(h.removed) for h in hunks),
+        old_mode=old_mode,
+        new_mode=new_mode,
     )
+
+
+def _modes(info: str) -> tuple[str | None, str | None]:
+    old_mode = new_mode = None
+    for line in info.splitlines():
+        key, _, value = line.rpartition(" mode ")
+        if key in ("old", "deleted file"):
+            old_mode = value.strip()
+        elif key in ("new", "new file"):
+            new_mode = value.strip()
+        elif line.startswith("index ") and line.count(" ") == 2:  # "index abc..def 100644": unchanged mode
+            old_mode = new_mode = line.rsplit(" ", 1)[1]
+    return old_mode, new_mode
 
 
 def _rename_from(info: str) -> str | None:

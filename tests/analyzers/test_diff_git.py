@@ -188,3 +188,11 @@ def test_from_git_working_tree_and_merge_base(repo: Path) -> None:
 def test_from_git_bad_ref_raises(repo: Path) -> None:
     with pytest.raises(DiffError, match="git diff failed"):
         ChangeSet.from_git(repo, "no-such-ref", "HEAD")
+
+
+def test_file_modes(cases: ChangeSet) -> None:
+    modes = {f.path: (f.old_mode, f.new_mode) for f in cases.files}
+    assert modes["mode.sh"] == ("100644", "100755")
+    assert modes["gone.txt"] == ("100644", None)
+    assert modes["ünï.txt"] == (None, "100644")
+    assert modes["crlf.txt"] == ("100644", "100644")

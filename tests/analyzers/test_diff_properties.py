@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from analyzers.diff import (
     ChangedFile,
     ChangeSet,
+    DiffError,
     LineKind,
     PlacementKind,
     Side,
@@ -175,3 +176,32 @@ def test_place_only_returns_commentable_lines(
     else:
         assert p.start_line is None
         assert min(abs(p.line - start), abs(p.line - end)) <= slack
+
+
+PIECES = st.sampled_from(
+    [
+        "diff --git a/x b/x\n", "--- a/x\n", "+++ b/x\n", "--- /dev/null\n", "+++ /dev/null\n", "@@ -1,2 +1,2 @@\n",
+        "@@ -0,0 +1 @@\n", "@@ -1 +0,0 @@\n", " a\n", "+b\n", "-c\n", "\\ No newline at end of file\n",
+        "Binary files a/x and b/x differ\n", "new file mode 100644\n", "deleted file mode 100644\n",
+        "rename from x\n", "rename to y\n", "similarity index 90%\n", "old mode 100644\n", "new mode 100755\n",
+        "index 123..456 100644\n", "\n", "garbage\n", "@@ -a +b @@\n", '"', "\r\n", "\x00", "\xff",
+    ]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(pieces=st.lists(PIECES, max_size=20))
+def test_any_input_gives_a_changeset_or_a_diff_error(pieces: list[str]) -> None:
+    text = "".join(pieces)
+    try:
+        cs = ChangeSet.from_unified_diff(text)
+    except DiffError:
+        return
+    for f in cs.files:
+        assert f.path
+        for h in f.hunks:
+            for ln in h.lines:
+                assert (ln.old is None) == (ln.kind is LineKind.ADDED)
+                assert (ln.new is None) == (ln.kind is LineKind.REMOVED)
+    github = ChangeSet.from_github_files([{"filename": "x.py", "status": "modified", "changes": 1, "patch": text}])
+    assert len(github.files) + len(github.skipped) == 1
