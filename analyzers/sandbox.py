@@ -138,6 +138,25 @@ settings.load_profile("diffwise-sandbox")
 """
 
 
+# Replaces the module under test by a mutant before any test imports it.
+MUTANT_CONFTEST = """
+import importlib
+import importlib.util
+import pathlib
+import sys
+
+_name = {module!r}
+_spec = importlib.util.find_spec(_name)
+_mutant = importlib.util.module_from_spec(_spec)
+_source = pathlib.Path(__file__).with_name("mutant_source.txt").read_text()
+exec(compile(_source, _spec.origin, "exec"), _mutant.__dict__)
+sys.modules[_name] = _mutant
+_parent, _, _leaf = _name.rpartition(".")
+if _parent:
+    setattr(importlib.import_module(_parent), _leaf, _mutant)
+"""
+
+
 # ---- running ---------------------------------------------------------------------------------------------
 
 
@@ -229,16 +248,22 @@ def run_tests(
     import_root: str = "",
     limits: Limits | None = None,
     workspace: Path | None = None,
+    mutant: tuple[str, str] | None = None,
 ) -> RunResult:
-    """Run test modules {relative path: content} against a read-only copy of `checkout`, sandboxed."""
+    """Run test modules {relative path: content} against a read-only copy of `checkout`, sandboxed.
+
+    `mutant` is (dotted module, source): that module is replaced by the source for this run.
+    """
     limits = limits or Limits()
     if workspace is None:
         with _workspace(checkout) as work:
-            return _run(work, files, import_root, limits)
-    return _run(workspace, files, import_root, limits)
+            return _run(work, files, import_root, limits, mutant)
+    return _run(workspace, files, import_root, limits, mutant)
 
 
-def _run(work: Path, files: Mapping[str, str], import_root: str, limits: Limits) -> RunResult:
+def _run(
+    work: Path, files: Mapping[str, str], import_root: str, limits: Limits, mutant: tuple[str, str] | None = None
+) -> RunResult:
     isolation = _isolation()
     scratch = work / "scratch"
     shutil.rmtree(scratch, ignore_errors=True)
@@ -248,7 +273,11 @@ def _run(work: Path, files: Mapping[str, str], import_root: str, limits: Limits)
     (guard / "sitecustomize.py").write_text(GUARD)
     names: list[str] = []
     (scratch / "suite").mkdir()
-    (scratch / "suite" / "conftest.py").write_text(CONFTEST)
+    conftest = CONFTEST
+    if mutant is not None:
+        conftest += MUTANT_CONFTEST.format(module=mutant[0])
+        (scratch / "suite" / "mutant_source.txt").write_text(mutant[1])
+    (scratch / "suite" / "conftest.py").write_text(conftest)
     for rel, content in files.items():
         target = scratch / "suite" / Path(rel).name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -481,7 +510,47 @@ def verify_suggestions(
                 content = remove_tests(test.content, {o.name for o in failed})
                 families = tuple(f for f in test.properties if any(family_of(n) == f for n in passed))
                 kept.append(replace(test, content=content, properties=families))
+        kept = _rank_by_mutants(kept, checkout, work, limits, notes)
     return TestSuggestions(tuple(kept), tuple(notes), tuple(findings))
+
+
+MUTANTS_PER_TEST = 3
+
+
+def _rank_by_mutants(
+    kept: list[SuggestedTest], checkout: Path, work: Path, limits: Limits | None, notes: list[str]
+) -> list[SuggestedTest]:
+    """Tests of modified functions that kill mutants of the changed lines first; say which kill none."""
+    kills: dict[str, int] = {}
+    for test in kept:
+        if not test.mutation_lines or not test.module:
+            continue
+        target = test.targets[0]
+        try:
+            source = (checkout / target.path).read_text()
+            found = mutants(source, target.function, lines=set(test.mutation_lines), limit=MUTANTS_PER_TEST)
+        except (OSError, SyntaxError, ValueError, UnicodeDecodeError):
+            continue
+        if not found:
+            continue
+        killed = 0
+        for mutant in found:
+            result = run_tests(
+                checkout,
+                {test.path: test.content},
+                import_root=test.import_root,
+                limits=limits,
+                workspace=work,
+                mutant=(test.module, mutant.source),
+            )
+            if result.status != "ok" or any(o.status in ("failed", "error") for o in result.outcomes):
+                killed += 1
+        kills[test.path] = killed
+        if killed == 0:
+            notes.append(f"{test.path}: kills none of {len(found)} mutant(s) of the changed lines (a weak test)")
+        else:
+            notes.append(f"{test.path}: kills {killed} of {len(found)} mutant(s) of the changed lines")
+    return sorted(kept, key=lambda t: -kills.get(t.path, 0))
 
 
 def make_verifier(checkout: Path, limits: Limits | None = None) -> Callable[[TestSuggestions], TestSuggestions]:

@@ -37,6 +37,7 @@ class SuggestedTest:
     properties: tuple[str, ...]  # families, e.g. ("no-crash", "roundtrip")
     module: str = ""  # dotted module under test
     import_root: str = ""  # directory to put on sys.path ("" = repository root, "src" for src layouts)
+    mutation_lines: tuple[int, ...] = ()  # changed head lines of a modified function: verification mutates them
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -97,6 +98,7 @@ class Candidate:
     base_source: str | None
     risk: float
     reasons: tuple[str, ...] = field(default=(), compare=False)
+    changed_lines: tuple[int, ...] = ()  # added head lines inside the function
 
 
 # ---- repository layout ------------------------------------------------------------------------------
@@ -261,6 +263,7 @@ def find_candidates(request: TestRequest) -> tuple[list[Candidate], list[str]]:
                     base_info.source if base_info is not None else None,
                     risk,
                     reasons,
+                    tuple(sorted(n for n in changed.added_lines if info.start_line <= n <= info.end_line)),
                 )
             )
     out.sort(key=lambda c: (-c.risk, c.path, c.info.start_line))
@@ -334,6 +337,7 @@ def build_suggestion(candidate: Candidate, max_examples: int, taken: set[str]) -
         properties=tuple(dict.fromkeys(t.family for t in tests)),
         module=candidate.module,
         import_root=candidate.import_root,
+        mutation_lines=candidate.changed_lines if candidate.base_source is not None else (),
     )
 
 

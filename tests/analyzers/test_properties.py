@@ -6,7 +6,7 @@ import types
 
 import pytest
 
-from analyzers.properties import HELPERS, allowed_exceptions, family_tests, inverse_pairs, plan_call
+from analyzers.properties import HELPERS, allowed_exceptions, family_tests, inverse_pairs, no_crash, plan_call
 from analyzers.strategies import parse_module
 
 SOURCE = """
@@ -77,6 +77,27 @@ def checked(x: int) -> Optional[int]:
 
 def total(items: list[int]) -> int:
     return sum(items)
+
+
+def median_low(data: list[int]) -> int:
+    if not data:
+        raise ValueError("no data")
+    return sorted(data)[(len(data) - 1) // 2]
+
+
+def nlargest(n: int, iterable: list[int]) -> list[int]:
+    return sorted(iterable, reverse=True)[: max(n, 0)]
+
+
+def splitext(path: str) -> tuple[str, str]:
+    dot = path.rfind(".")
+    return (path, "") if dot <= 0 else (path[:dot], path[dot:])
+
+
+def wrap(text: str, width: int = 10) -> list[str]:
+    if width < 1:
+        raise ValueError("width must be positive")
+    return [text[i : i + width] for i in range(0, len(text), width)]
 """
 
 BASE_TOTAL = "def total(items: list[int]) -> int:\n    out = 0\n    for i in items:\n        out += i\n    return out\n"
@@ -103,6 +124,10 @@ def _families(qualname: str, base: str | None = None) -> list[str]:
         ("gcd", "commutative"),
         ("gcd", "associative"),
         ("checked", "no-crash"),
+        ("median_low", "bounds"),
+        ("nlargest", "selection"),
+        ("splitext", "parts"),
+        ("wrap", "width"),
     ],
 )
 def test_family_detected(function: str, family: str) -> None:
@@ -112,6 +137,14 @@ def test_family_detected(function: str, family: str) -> None:
 def test_no_family_without_a_reason() -> None:
     assert _families("checked") == ["no-crash"]
     assert "associative" not in _families("clamp")
+
+
+def test_predicates_check_for_a_bool() -> None:
+    module = parse_module("def isvowel(ch: str):\n    return ch in 'aeiou'\n")
+    call = plan_call(module.functions["isvowel"], module, optional=False)
+    assert call is not None
+    assert "assert isinstance(result, bool)" in no_crash(call, module, 10).code
+    assert "assert" not in no_crash(call, module, 10, bare=True).code
 
 
 def test_inverse_pairs_by_name_and_order() -> None:

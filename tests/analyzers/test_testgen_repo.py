@@ -109,3 +109,15 @@ def test_every_suggestion_is_statically_valid(tmp_path: Path, name: str) -> None
     for test in testgen.synthesize_tests(request).tests:
         assert check_test_module(test.content, module_names=names) == []
         compile(test.content, test.path, "exec")
+
+
+def test_verification_prefers_tests_that_kill_mutants_of_the_changed_lines(tmp_path: Path) -> None:
+    repo = _repo(tmp_path, "shop")
+    only = (testgen.TestTarget("src/shop/mathx.py", "total"), testgen.TestTarget("src/shop/mathx.py", "gcd"))
+    verifier = sandbox.make_verifier(repo, sandbox.Limits(timeout_s=120))
+    result = testgen.synthesize_tests(_request(repo, verifier=verifier, only=only))
+    assert result.findings == ()
+    assert [t.targets[0].function for t in result.tests] == ["total", "gcd"]
+    (total,) = [t for t in result.tests if t.targets[0].function == "total"]
+    assert total.mutation_lines == (7,)
+    assert any("kills 1 of 1 mutant(s) of the changed lines" in n for n in result.notes), result.notes
