@@ -209,10 +209,11 @@ def denied_text(login: str, command: str, permission: str) -> str:
     )
 
 
-def rate_limited_text(login: str, retry_after_seconds: float) -> str:
+def rate_limited_text(login: str, retry_after_seconds: float, per_user: bool = True) -> str:
     minutes = max(1, round(retry_after_seconds / 60))
+    whose = "one person may make" if per_user else "this pull request allows"
     return _reply(
-        f"@{login}, that is more AI requests than this pull request allows per hour. "
+        f"@{login}, that is more AI requests than {whose} per hour. "
         f"Please try again in about {minutes} minute{'s' if minutes != 1 else ''}."
     )
 

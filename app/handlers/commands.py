@@ -244,7 +244,8 @@ async def _rate_limited(call: Call) -> bool:
     decision = await asyncio.to_thread(limiter.acquire, call.login, call.repo_name, call.number, limits)
     if decision.allowed:
         return False
-    await call.replier.reply(text.rate_limited_text(call.login, decision.retry_after))
+    per_user = decision.scope.startswith("user:")
+    await call.replier.reply(text.rate_limited_text(call.login, decision.retry_after, per_user))
     return True
 
 

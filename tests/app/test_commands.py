@@ -167,9 +167,10 @@ def test_problem_denied_rate_limit_unavailable_golden() -> None:
         "(yours is `read`). A maintainer can run it for you."
     )
     assert rate_limited_text("dev", 1800) == (
-        f"{REPLY_MARKER}\n@dev, that is more AI requests than this pull request allows per hour. "
+        f"{REPLY_MARKER}\n@dev, that is more AI requests than one person may make per hour. "
         "Please try again in about 30 minutes."
     )
+    assert "than this pull request allows per hour" in rate_limited_text("dev", 60, per_user=False)
     assert rate_limited_text("dev", 10).endswith("about 1 minute.")
     assert unavailable_text("test synthesis") == (
         f"{REPLY_MARKER}\nSorry, test synthesis is not available on this diffwise server right now."

@@ -323,13 +323,16 @@ def test_llm_commands_are_rate_limited_per_user(world: World) -> None:
     for i in range(3):
         world.comment(f"/diffwise ask question {i}?")
     assert len(world.calls.ask) == 2
-    assert "more AI requests than this pull request allows per hour" in world.replies()[2]
+    assert "more AI requests than one person may make per hour" in world.replies()[2]
     assert world.reactions(world.last_comment_id) == ["eyes", "confused"]
     world.comment("/diffwise ask from someone else?", user="admin")
     assert len(world.calls.ask) == 3  # another user still has room (per-PR limit is 4)
     world.comment("/diffwise ask one more?", user="admin")
-    world.comment("/diffwise ask and more?", user="admin")
-    assert len(world.calls.ask) == 4  # the PR's shared limit is reached
+    assert len(world.calls.ask) == 4
+    world.repo.collaborators["other"] = "maintain"
+    world.comment("/diffwise ask and more?", user="other")
+    assert len(world.calls.ask) == 4  # a fresh user, but the PR's shared limit is reached
+    assert "more AI requests than this pull request allows per hour" in world.replies()[-1]
 
 
 def test_explain_by_id_with_llm_and_offline(world: World) -> None:
