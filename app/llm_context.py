@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import re
 import secrets
@@ -343,7 +344,12 @@ def render_prior(findings: Sequence[Finding], paths: Iterable[str], limit: int =
 
 
 def path_instruction_text(path_instructions: Mapping[str, Sequence[str]] | None, paths: Iterable[str]) -> str:
+    """Each trusted instruction once, with the (untrusted, so JSON-quoted) paths it applies to."""
     if not path_instructions:
         return "(none)"
-    lines = [f"- {p}: {text}" for p in paths for text in path_instructions.get(p, ())]
+    grouped: dict[str, list[str]] = {}
+    for path in paths:
+        for text in path_instructions.get(path, ()):
+            grouped.setdefault(text.strip(), []).append(json.dumps(path, ensure_ascii=False))
+    lines = [f"- {text} (applies to: {', '.join(quoted)})" for text, quoted in grouped.items() if text]
     return "\n".join(lines) if lines else "(none)"

@@ -630,7 +630,7 @@ class LLMReviewer:
         paths = {c.path for c in group}
         version = self.prompt_version
         for item in review.findings:
-            title = _clean(item.title, boundary, redact, 200)
+            title = " ".join(_clean(item.title, boundary, redact, 200).split())
             body = _clean(item.body, boundary, redact, 4000)
             changed = request.changeset.get(item.path)
             if changed is None or item.path not in paths:

@@ -179,7 +179,7 @@ def test_request_shape_forced_tool_cache_and_fences(fake: FakeAnthropic) -> None
     assert "      -     while attempt < retries:" in files
     assert "   12 +     return None" in files
     assert "    4   def run(cmd, retries=3):" in files
-    assert "- tools/runner.py: Commands come from users." in files
+    assert '- Commands come from users. (applies to: "tools/runner.py")' in files
 
 
 def test_retry_rerender_is_cache_friendly(fake: FakeAnthropic) -> None:
