@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,7 @@ DIFF = "application/vnd.github.diff"
 JSON = "application/vnd.github+json"
 PER_PAGE = 100
 MAX_FILE_BYTES = 1_000_000  # the pipeline's own limit; larger files are listed as skipped
+MAX_READ_FILES = 300  # contents reads per review (one API call each)
 BINARY_SNIFF = 8000
 _NEXT = re.compile(r'<([^>]+)>;\s*rel="next"')
 
@@ -187,13 +188,29 @@ class GitHubSource:
         """app.policy_loader's FileReader: any repository of this installation; ref None → its default branch."""
         return await self.read_bytes(path, ref, owner=owner, repo=repo)
 
-    async def head_files(self, changeset: ChangeSet, ref: str) -> tuple[dict[str, str], list[Skipped]]:
-        """Texts of the changed files at `ref` (removed files excluded) and those that cannot be analyzed."""
-        wanted = [f.path for f in changeset.files if f.status is not FileStatus.REMOVED]
-        texts = await self.read_many(wanted, ref)
+    async def head_files(
+        self,
+        changeset: ChangeSet,
+        ref: str,
+        *,
+        wanted: Callable[[str], bool] | None = None,
+        max_files: int = MAX_READ_FILES,
+    ) -> tuple[dict[str, str], list[Skipped]]:
+        """Texts of the changed files at `ref` and the files that will not be analyzed, with the reason.
+
+        Removed files and paths `wanted` refuses (e.g. excluded by the policy) are not fetched at all; past
+        `max_files` reads the rest are skipped, so one huge PR cannot spend the installation's rate limit.
+        """
+        paths = [
+            f.path
+            for f in changeset.files
+            if f.status is not FileStatus.REMOVED and f.hunks and (wanted is None or wanted(f.path))
+        ]
+        over = [Skipped(p, f"over the {max_files}-file limit of one review") for p in paths[max_files:]]
+        texts = await self.read_many(paths[:max_files], ref)
         contents = {p: t.text for p, t in texts.items() if t.text is not None}
         skipped = [Skipped(p, t.skipped) for p, t in texts.items() if t.skipped is not None]
-        return contents, skipped
+        return contents, skipped + over
 
     # ---- conversation -------------------------------------------------------------------
     async def reviews(self, number: int) -> list[dict[str, Any]]:

@@ -112,7 +112,8 @@ async def review_pull(
         return None
 
     files = await source.files(pr.number)
-    contents, unreadable = await source.head_files(files.changeset, pr.head.sha)
+    included = getattr(policy, "path_included", None)
+    contents, unreadable = await source.head_files(files.changeset, pr.head.sha, wanted=included)
     changeset = files.changeset.with_skipped(unreadable)
     notes: list[str] = []
     if files.truncated:

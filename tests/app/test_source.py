@@ -177,3 +177,19 @@ def test_classify_bytes_is_total(data: bytes) -> None:
     if len(data) > 200:
         assert reason is not None
         assert reason.startswith("too large")
+
+
+def test_head_files_reads_only_wanted_paths_up_to_a_limit(fake: FakeGitHub, repo: FakeRepo) -> None:
+    pull = fake.add_pull(repo, 8, head={f"src/m{i}.py": f"x = {i}\n" for i in range(6)} | {"vendor/v.js": "v\n"})
+
+    async def body(source: GitHubSource) -> Any:
+        files = await source.files(8)
+        return await source.head_files(
+            files.changeset, pull.head_sha, wanted=lambda p: not p.startswith("vendor/"), max_files=4
+        )
+
+    contents, skipped = with_source(fake, body)
+    assert sorted(contents) == ["src/m0.py", "src/m1.py", "src/m2.py", "src/m3.py"]
+    assert [s.path for s in skipped] == ["src/m4.py", "src/m5.py"]
+    assert all("limit" in s.reason for s in skipped)
+    assert fake.count("GET", r"/contents/") == 4
