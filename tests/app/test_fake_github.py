@@ -291,3 +291,11 @@ async def test_pending_reviews_are_one_per_pull_and_can_be_deleted_or_submitted(
     assert [c["body"] for c in repo.review_comments] == ["pending"]
     refused = await client.delete(f"{url}/{again['id']}", headers=auth)
     assert refused.status_code == 422
+
+
+async def test_installations_and_their_repositories(client: httpx.AsyncClient) -> None:
+    listed = await client.get("/app/installations", headers={"Authorization": f"Bearer {app_jwt()}"})
+    assert [i["id"] for i in listed.json()] == [7, 8]
+    auth = await token_for(client, 8)
+    repos = (await client.get("/installation/repositories", headers=auth)).json()
+    assert [r["full_name"] for r in repos["repositories"]] == ["other/private"]

@@ -19,7 +19,8 @@ Inspecting: `fake.requests` (every request: method, path, query, headers, json),
 path_regex)`, `repo.reviews`, `repo.review_comments`, `repo.issue_comments`, `repo.reactions`,
 `repo.check_runs`, `fake.graphql_calls`, `fake.tokens`, `fake.pending_comments` (of PENDING reviews).
 
-Endpoints (GitHub's shapes, trimmed): App JWT (RS256, iss=app id, exp ≤ 10 min) on /app/...; installation
+Endpoints (GitHub's shapes, trimmed): App JWT (RS256, iss=app id, exp ≤ 10 min) on /app/... (app,
+installations, tokens, hook deliveries); /installation/repositories; installation
 tokens with expires_at, required on repo endpoints (401 otherwise, 404 for repos outside the installation);
 repo JSON; pull JSON and the diff media type (406 over 300 files); /pulls/{n}/files paginated with Link
 (3,000 files max); contents API (JSON/base64, raw media type; 1 MB JSON cap like GitHub); reviews (422 with
@@ -371,6 +372,8 @@ class FakeGitHub:
         R("GET", repo + r"/installation", "jwt", self._repo_installation)
         R("GET", r"/app/hook/deliveries", "jwt", self._list_deliveries)
         R("POST", r"/app/hook/deliveries/(?P<did>\d+)/attempts", "jwt", self._redeliver)
+        R("GET", r"/app/installations", "jwt", self._list_installations)
+        R("GET", r"/installation/repositories", "token", self._installation_repos)
         R("GET", repo, "token", self._get_repo)
         R("GET", repo + r"/pulls/(?P<n>\d+)", "token", self._get_pull)
         R("GET", repo + r"/pulls/(?P<n>\d+)/files", "token", self._pull_files)
@@ -578,6 +581,18 @@ class FakeGitHub:
         if r is None:
             return _error(404, "Not Found")
         return JSONResponse({"id": r.installation_id, "app_id": int(self.app_id)})
+
+    async def _list_installations(self, request: Request, body: Any) -> Response:
+        ids = sorted({r.installation_id for r in self.repos.values()})
+        owners = {r.installation_id: r.owner for r in self.repos.values()}
+        return self._paginate(
+            request, [{"id": i, "app_id": int(self.app_id), "account": self._user(owners[i])} for i in ids]
+        )
+
+    async def _installation_repos(self, request: Request, body: Any) -> Response:
+        installation_id, _ = self.tokens[request.headers["authorization"].partition(" ")[2]]
+        repos = [self._repo_json(r) for r in self.repos.values() if r.installation_id == installation_id]
+        return JSONResponse({"total_count": len(repos), "repositories": repos})
 
     async def _list_deliveries(self, request: Request, body: Any) -> Response:
         items = [
