@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from types import SimpleNamespace
 from typing import Any
@@ -14,10 +15,14 @@ from hypothesis import strategies as st
 from analyzers.base import Confidence, Finding, Severity
 from analyzers.diff import ChangeSet
 from app.comments import SUMMARY_MARKER
-from app.handlers.review import ReviewTarget, plan_review
+from app.context import Context
+from app.events import parse_event
+from app.github import GitHubApp
+from app.handlers.review import PlannedReview, ReviewTarget, plan_review, post_review
 from app.pipeline import Review
-from tests.e2e.conftest import Harness, comment_payload, webhook_payload
-from tests.fakes.github import FakePull, FakeRepo, commentable_lines, file_patch
+from app.settings import Settings
+from tests.e2e.conftest import APP_ID, Harness, comment_payload, webhook_payload
+from tests.fakes.github import FakeGitHub, FakePull, FakeRepo, commentable_lines, file_patch, shared_app_keys
 
 VULNERABLE = (
     "import subprocess\n"
@@ -242,3 +247,30 @@ def test_an_invalid_policy_is_named_once_and_the_review_still_runs(harness: Harn
     assert "max_coments" in repo.reviews[0]["body"]
     [policy_comment] = [c for c in repo.issue_comments if "<!-- diffwise:policy -->" in c["body"]]
     assert ".github/diffwise.yml:2" in policy_comment["body"]
+
+
+def test_a_refused_inline_position_falls_back_to_a_summary_only_review(tmp_path: Any) -> None:
+    fake = FakeGitHub(APP_ID, shared_app_keys().public_pem)
+    repo = fake.add_repo("octo", "service", installation_id=77)
+    pull = fake.add_pull(repo, 3, base={"a.py": "a\n"}, head={"a.py": "b\n"})
+    settings = Settings.for_tests(
+        app_id=APP_ID, private_key=shared_app_keys().private_pem, github_api_url=fake.base_url(), state_dir=tmp_path
+    )
+    raw = webhook_payload("pull_request.opened.2", repo, pull)
+    ctx = Context(
+        "pull_request", "d-422", parse_event(raw), raw, settings, GitHubApp(settings, transport=fake.transport())
+    )
+    plan = PlannedReview(
+        body="summary\n" + SUMMARY_MARKER,
+        comments=({"path": "a.py", "line": 40, "side": "RIGHT", "body": "stale position"},),
+        inline=(),
+        in_summary=(),
+        fallback_body="summary listing everything\n" + SUMMARY_MARKER,
+    )
+    target = ReviewTarget("octo", "service", 3, pull.head_sha, "https://github.com/octo/service")
+    review_id = asyncio.run(post_review(ctx, target, plan))
+    [review] = repo.reviews
+    assert review["id"] == review_id
+    assert review["body"].startswith("summary listing everything")
+    assert repo.review_comments == []
+    assert fake.count("POST", r"/reviews$") == 2
