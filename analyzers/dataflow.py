@@ -203,6 +203,7 @@ GO = LanguageSpec(
         "short_var_declaration": ("left", "right", False),
         "assignment_statement": ("left", "right", False),
         "var_spec": ("name", "value", False),
+        "const_spec": ("name", "value", False),
         "range_clause": ("left", "right", True),
     },
     calls={"call_expression": ("function", "arguments")},
@@ -420,7 +421,7 @@ class Flow:
             if obj is None:
                 return UNKNOWN
             index = node.child_by_field_name("subscript") or node.child_by_field_name("index")
-            values = [self._eval(obj, at, san, depth + 1)]
+            values = [self._base(obj, at, san, depth + 1)]
             if index is not None and index.type not in spec.literals and index.type not in spec.strings:
                 values.append(self._eval(index, at, san, depth + 1))
             return join(*values)
@@ -442,6 +443,19 @@ class Flow:
             return LITERAL  # a named leaf that is no identifier: a keyword, a property name, string content
         return join(*(self._eval(c, at, san, depth + 1) for c in children))
 
+    def _base(self, node: Node, at: int, san: re.Pattern[str] | None, depth: int) -> Value:
+        """The object of a member access or call: an unassigned plain name there is a module, package or
+        class (`os.path`, `strconv.Itoa`, `Runtime.getRuntime()`), not data."""
+        if node.type in self.spec.identifiers:
+            name = self.text(node)
+            found = self._lookup_text(node, name, at, san, depth)
+            if found is not None:
+                return found
+            if self.spec.sources.search(name):
+                return Value(Level.SOURCE, False, name)
+            return LITERAL
+        return self._eval(node, at, san, depth)
+
     def _call(self, node: Node, text: str, at: int, san: re.Pattern[str] | None, depth: int) -> Value:
         spec = self.spec
         callee_field, args_field = spec.calls[node.type]
@@ -458,7 +472,7 @@ class Flow:
             receiver = node.child_by_field_name("object") or node.child_by_field_name("receiver")
         values: list[Value] = []
         if receiver is not None:
-            values.append(self._eval(receiver, at, san, depth + 1))
+            values.append(self._base(receiver, at, san, depth + 1))
         if args is not None:
             values.extend(self._eval(a, at, san, depth + 1) for a in args.named_children if a.type != "comment")
         if not values:

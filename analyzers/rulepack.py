@@ -203,7 +203,7 @@ class CompiledPack:
                 report = captures.get(rule.report)
                 if not report:
                     continue
-                key = (self.owners[pattern_index], report[0].start_byte, report[0].end_byte)
+                key = (pattern_index, report[0].start_byte, report[0].end_byte)
                 if key in seen:
                     continue
                 seen.add(key)

@@ -104,10 +104,16 @@ def scan_tree(
     ranges = _byte_ranges(source, lines) if lines is not None else None
     out: list[Finding] = []
     seen: Counter[tuple[str, str | None, str]] = Counter()
+    reported: set[tuple[str, int, int]] = set()
     for match in compiled.run(tree, ranges):
+        report = match.node(match.rule.report)
+        where = (match.rule.id, report.start_byte, report.end_byte) if report is not None else None
+        if where is None or where in reported:
+            continue  # several patterns of one rule may match one node: the first that fires wins
         finding = _judge(match, compiled, flow, path, source, symbol_at)
         if finding is None:
             continue
+        reported.add(where)
         key = (finding.rule, finding.symbol, finding.code)
         if seen[key]:
             finding = _with_occurrence(finding, seen[key])
