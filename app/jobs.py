@@ -203,25 +203,33 @@ class JobQueue:
             stop.set()
             maintainer.join(5)
 
-    def maintain(self, stop: threading.Event, interval: float = 0.5, wal_limit: int = 64 << 20) -> None:
+    def maintain(self, stop: threading.Event, interval: float = 1.0, wal_limit: int = 1 << 30) -> None:
         """Checkpoint the SQLite WAL from a separate connection until `stop` is set (no-op on Redis).
 
-        PASSIVE copies pages without blocking the receiver; under steady load it never catches up with the
-        end of the WAL, so once the file passes `wal_limit` a RESTART (which briefly holds off writers and
-        has little left to copy right after a PASSIVE pass) makes the next commit write from the start of
-        the file again, reusing its blocks; journal_size_limit trims it back to 64 MiB.
+        A PASSIVE checkpoint never blocks the receiver's commits, so it runs every tick. Shrinking the WAL
+        needs the writers held off, which would stall the receiver under load, so a TRUNCATE only runs
+        once no commit happened during a whole tick (`data_version` unchanged), or as a safety valve when
+        the WAL passes `wal_limit` under sustained load.
         """
         if self.settings.redis_url:
             return
         path = self.settings.state_dir / "queue.db"
         wal = path.with_name(path.name + "-wal")
         conn = sqlite3.connect(str(path), timeout=0.25, check_same_thread=False)
+        seen, truncated = -1, False
         try:
             while not stop.wait(interval):
                 try:
+                    version = conn.execute("pragma data_version").fetchone()[0]
+                    idle, seen = version == seen, version
+                    if idle and truncated:
+                        continue
                     conn.execute("pragma wal_checkpoint(PASSIVE)").fetchall()
-                    if wal.exists() and wal.stat().st_size > wal_limit:
-                        conn.execute("pragma wal_checkpoint(RESTART)").fetchall()
+                    size = wal.stat().st_size if wal.exists() else 0
+                    truncated = False
+                    if idle or size > wal_limit:
+                        busy = conn.execute("pragma wal_checkpoint(TRUNCATE)").fetchone()[0]
+                        truncated = idle and not busy
                 except sqlite3.Error as exc:
                     log.warning("WAL checkpoint failed: %s", exc)
             conn.execute("pragma wal_checkpoint(TRUNCATE)").fetchall()
@@ -229,13 +237,6 @@ class JobQueue:
             log.warning("final WAL checkpoint failed: %s", exc)
         finally:
             conn.close()
-
-    def start_embedded(self, workers: int | None = None) -> Consumer:
-        """Start worker threads inside the server process; call `.stop(graceful=True)` on shutdown."""
-        self.reclaim()
-        consumer = self.consumer(workers, embedded=True)
-        consumer.start()
-        return consumer
 
     def reclaim(self) -> int:
         """Requeue jobs whose worker died mid-run (lease expired); runs at start and every minute.

@@ -362,26 +362,28 @@ def test_a_dispatch_reporting_all_handlers_failed_is_retried(make_queue: Callabl
     assert q.ledger.state("outcome-1") == "done"
 
 
-def test_maintain_checkpoints_the_wal_off_the_hot_path(tmp_path: Path) -> None:
+def test_maintain_checkpoints_the_wal_and_shrinks_it_once_idle(tmp_path: Path) -> None:
     settings = Settings.for_tests(state_dir=tmp_path / "wal")
     q = JobQueue(settings, dispatch=Recorder())
+    stop = threading.Event()
+    maintainer = threading.Thread(target=q.maintain, args=(stop, 0.02))
     try:
         wal = settings.state_dir / "queue.db-wal"
         body = b"x" * 20_000
         for batch in range(10):
             q.submit_many([Delivery(f"w-{batch}-{i}", "issues", body, "", 0.0) for i in range(20)])
-        grown = wal.stat().st_size
-        assert grown > 4_000_000  # the receiver's connection never checkpoints by itself
-        stop = threading.Event()
-        worker = threading.Thread(target=q.maintain, args=(stop, 0.01, 1 << 20))
-        worker.start()
-        time.sleep(0.2)
-        q.submit(Delivery("after", "issues", body, "", 0.0))  # this commit starts over at the WAL's head
-        stop.set()
-        worker.join(10)
-        assert wal.stat().st_size < grown
+        assert wal.stat().st_size > 4_000_000  # the receiver's connection never checkpoints by itself
+        maintainer.start()
+        deadline = time.monotonic() + 10
+        while wal.stat().st_size > 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert wal.stat().st_size == 0  # idle: checkpointed and truncated while still running
+        q.submit(Delivery("after", "issues", body, "", 0.0))
         assert q.pending() == 201
     finally:
+        stop.set()
+        if maintainer.is_alive():
+            maintainer.join(10)
         q.close()
 
 
