@@ -238,6 +238,13 @@ class JobQueue:
         finally:
             conn.close()
 
+    def start_embedded(self, workers: int | None = None) -> Consumer:
+        """Start worker threads inside the server process; call `.stop(graceful=True)` on shutdown."""
+        self.reclaim()
+        consumer = self.consumer(workers, embedded=True)
+        consumer.start()
+        return consumer
+
     def reclaim(self) -> int:
         """Requeue jobs whose worker died mid-run (lease expired); runs at start and every minute.
 
