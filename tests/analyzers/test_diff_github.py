@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -80,14 +79,11 @@ def test_files_api_limit_3000_entries() -> None:
         }
         for i in range(GITHUB_FILES_API_LIMIT + 5)
     ]
-    started = time.perf_counter()
     cs = ChangeSet.from_github_files(items)
-    elapsed = time.perf_counter() - started
     assert len(cs.files) == GITHUB_FILES_API_LIMIT
     assert all(f.added_lines == {2} for f in cs.files)
     assert [s.path for s in cs.skipped] == [f"pkg/m{i}.py" for i in range(3000, 3005)]
     assert all("3000-file" in s.reason for s in cs.skipped)
-    assert elapsed < 30  # generous: only guards against quadratic behaviour
 
 
 def test_unparseable_patch_is_skipped_not_raised() -> None:
