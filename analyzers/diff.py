@@ -12,8 +12,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-import unidiff
-from unidiff.constants import LINE_TYPE_NO_NEWLINE
+from unidiff.constants import LINE_TYPE_ADDED, LINE_TYPE_CONTEXT, LINE_TYPE_NO_NEWLINE, LINE_TYPE_REMOVED
+from unidiff.errors import UnidiffParseError
+from unidiff.patch import Hunk as UnidiffHunk
+from unidiff.patch import PatchedFile, PatchSet
 
 Side = Literal["RIGHT", "LEFT"]
 
@@ -179,8 +181,8 @@ class ChangeSet:
         # so peak memory follows the largest file rather than the whole diff
         for chunk in _file_chunks(text):
             try:
-                patch = unidiff.PatchSet(chunk)
-            except unidiff.UnidiffParseError as exc:
+                patch = PatchSet(chunk)
+            except UnidiffParseError as exc:
                 raise DiffError(f"malformed unified diff: {exc}") from exc
             for pf in patch:
                 changed = _from_patched_file(pf)
@@ -224,8 +226,8 @@ class ChangeSet:
             if not text.endswith("\n"):
                 text += "\n"
             try:
-                parsed = unidiff.PatchSet(text)
-            except unidiff.UnidiffParseError:
+                parsed = PatchSet(text)
+            except UnidiffParseError:
                 skipped.append(Skipped(path, "patch could not be parsed"))
                 continue
             hunks = tuple(_hunk(h) for pf in parsed for h in pf)
@@ -338,13 +340,13 @@ def _unquote(name: str) -> str:
 
 
 _KINDS = {
-    unidiff.LINE_TYPE_ADDED: LineKind.ADDED,
-    unidiff.LINE_TYPE_REMOVED: LineKind.REMOVED,
-    unidiff.LINE_TYPE_CONTEXT: LineKind.CONTEXT,
+    LINE_TYPE_ADDED: LineKind.ADDED,
+    LINE_TYPE_REMOVED: LineKind.REMOVED,
+    LINE_TYPE_CONTEXT: LineKind.CONTEXT,
 }
 
 
-def _hunk(h: unidiff.Hunk) -> Hunk:
+def _hunk(h: UnidiffHunk) -> Hunk:
     lines: list[Line] = []
     old_missing = new_missing = False
     kinds = _KINDS
@@ -370,7 +372,7 @@ def _hunk(h: unidiff.Hunk) -> Hunk:
     )
 
 
-def _from_patched_file(pf: unidiff.PatchedFile) -> ChangedFile:
+def _from_patched_file(pf: PatchedFile) -> ChangedFile:
     info = "".join(str(x) for x in (pf.patch_info or []))
     source = _strip_prefix(pf.source_file)
     target = _strip_prefix(pf.target_file)
