@@ -154,7 +154,7 @@ def test_from_git_live_cases(repo: Path) -> None:
 
     cs = ChangeSet.from_git(repo, "HEAD~1", "HEAD")
     renamed = _file(cs, "b.py")
-    assert (renamed.status, renamed.old_path, renamed.added_lines) == (FileStatus.RENAMED, "a.py", {11})
+    assert (renamed.status, renamed.old_path, renamed.added_lines) == (FileStatus.RENAMED, "a.py", frozenset({11}))
     noeol = _file(cs, "noeol.txt")
     assert noeol.hunks[0].old_missing_newline
     assert noeol.hunks[0].new_missing_newline

@@ -12,7 +12,8 @@ DIFFS = Path(__file__).parent.parent / "fixtures" / "diffs"
 
 
 def _items() -> list[dict[str, Any]]:
-    return json.loads((DIFFS / "github_files.json").read_text())
+    items: list[dict[str, Any]] = json.loads((DIFFS / "github_files.json").read_text())
+    return items
 
 
 def test_statuses_and_skips() -> None:

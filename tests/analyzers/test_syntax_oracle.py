@@ -31,8 +31,9 @@ def _ast_symbols(tree: ast.Module) -> dict[str, tuple[str, int, int, tuple[Param
                 qual = f"{prefix}.{child.name}" if prefix else child.name
                 start = min([d.lineno for d in child.decorator_list] + [child.lineno])
                 end = child.end_lineno or child.lineno
+                params: tuple[Param, ...] = ()
                 if isinstance(child, ast.ClassDef):
-                    kind, params = "class", ()
+                    kind = "class"
                 else:
                     kind, params = ("method" if in_class else "function"), _ast_params(child.args)
                 out.setdefault(qual, (kind, start, end, params))
