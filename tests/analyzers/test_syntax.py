@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import logging
 from pathlib import Path
@@ -235,3 +236,39 @@ def test_removed_and_unreadable_files_are_not_parsed() -> None:
     assert calls == ["new.py"]
     assert smap.get("new.py") is None
     assert smap.changed_symbols() == []
+
+
+@pytest.mark.parametrize("name", sorted(NESTED))
+def test_changing_the_nested_line_modifies_the_whole_chain(name: str) -> None:
+    language, chain, _ = NESTED[name]
+    if not has_grammar(language):
+        pytest.skip(f"tree-sitter grammar for {language} not installed")
+    head = (FIXTURES / name).read_text()
+    line = _mark_line(head)
+    lines = head.splitlines(keepends=True)
+    base = "".join([*lines[: line - 1], lines[line - 1].replace("MARK", "before"), *lines[line:]])
+    diff = "".join(difflib.unified_diff(base.splitlines(True), lines, f"a/{name}", f"b/{name}"))
+    cs = ChangeSet.from_unified_diff(diff)
+    smap = build_syntax_map(cs, lambda p: head)
+    assert [(c.symbol.qualname, c.change) for c in smap.changed_symbols(name)] == [(q, "modified") for q in chain]
+
+
+BROKEN = {
+    "javascript": ("app.js", "function ok() {\n  return 1;\n}\n", "function ok() {\n  return (1;\n}\n"),
+    "go": ("m.go", "package m\n\nfunc F() int {\n\treturn 1\n}\n", "package m\n\nfunc F() int {\n\treturn 1 +\n}\n"),
+    "java": ("A.java", "class A {\n  int f() { return 1; }\n}\n", "class A {\n  int f() { return 1 }\n}\n"),
+    "rust": ("l.rs", "fn f() -> i32 {\n    1\n}\n", "fn f() -> i32 {\n    let x = ;\n}\n"),
+}
+
+
+@pytest.mark.parametrize("language", sorted(BROKEN))
+def test_breaking_the_parse_is_a_finding_in_other_languages(language: str) -> None:
+    name, base, head = BROKEN[language]
+    diff = "".join(difflib.unified_diff(base.splitlines(True), head.splitlines(True), f"a/{name}", f"b/{name}"))
+    cs = ChangeSet.from_unified_diff(diff)
+    smap = build_syntax_map(cs, lambda p: head)
+    findings = syntax_findings(smap, cs)
+    assert findings
+    assert all(f.start_line in cs.files[0].added_lines for f in findings)
+    assert all(language in f.message for f in findings)
+    assert syntax_findings(build_syntax_map(cs, lambda p: base), cs) == []  # the base parses cleanly
