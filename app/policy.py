@@ -16,6 +16,9 @@ Trigger = Literal["opened", "reopened", "ready_for_review", "synchronize"]
 CommandName = Literal["help", "config", "review", "tests", "explain", "ask", "ignore", "pause", "resume"]
 AnalyzerName = Literal["security", "secrets", "quality", "external"]
 
+DEFAULT_TRIGGERS: tuple[Trigger, ...] = ("opened", "reopened", "ready_for_review", "synchronize")
+DEFAULT_WRITE_REQUIRED: tuple[CommandName, ...] = ("review", "tests", "ask", "explain", "ignore", "pause", "resume")
+
 POLICY_PATH = ".github/diffwise.yml"
 POLICY_PATHS = (".github/diffwise.yml", ".github/diffwise.yaml")
 
@@ -46,7 +49,7 @@ class _Section(BaseModel):
 class ReviewPolicy(_Section):
     auto: bool = Field(True, description="Review pull requests automatically on the `on` events.")
     on: list[Trigger] = Field(
-        default_factory=lambda: ["opened", "reopened", "ready_for_review", "synchronize"],
+        default_factory=lambda: list(DEFAULT_TRIGGERS),
         description="pull_request actions that trigger an automatic review.",
     )
     drafts: bool = Field(False, description="Also review draft pull requests.")
@@ -146,7 +149,7 @@ class ChecksPolicy(_Section):
 class CommandsPolicy(_Section):
     enabled: bool = True
     write_required: list[CommandName] = Field(
-        default_factory=lambda: ["review", "tests", "ask", "explain", "ignore", "pause", "resume"],
+        default_factory=lambda: list(DEFAULT_WRITE_REQUIRED),
         description="Commands only users with write, maintain or admin permission may run.",
     )
     llm_rate_limit_per_hour: int = Field(20, ge=0, le=10000, description="LLM commands per user per hour.")
