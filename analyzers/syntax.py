@@ -157,7 +157,11 @@ def build_syntax_map(changeset: ChangeSet, read_file: Callable[[str], str | None
         text = read_file(changed.path)
         if text is None:
             continue
-        files[changed.path] = parse_file(changed.path, text)
+        try:
+            files[changed.path] = parse_file(changed.path, text)
+        except Exception:  # degrade, don't fail: one odd file costs its symbols, not the review
+            log.exception("syntax map of %s failed; line-level analysis only", changed.path)
+            files[changed.path] = FileSyntax(changed.path, None, text.encode("utf-8", "replace"), None)
     return SyntaxMap(files, changeset)
 
 

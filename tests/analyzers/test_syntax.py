@@ -272,3 +272,19 @@ def test_breaking_the_parse_is_a_finding_in_other_languages(language: str) -> No
     assert all(f.start_line in cs.files[0].added_lines for f in findings)
     assert all(language in f.message for f in findings)
     assert syntax_findings(build_syntax_map(cs, lambda p: base), cs) == []  # the base parses cleanly
+
+
+def test_an_extraction_bug_degrades_one_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    import analyzers.syntax as syntax_module
+
+    def boom(path: str, text: str, language: str | None = None) -> object:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(syntax_module, "parse_file", boom)
+    cs = ChangeSet.from_unified_diff("--- a/m.py\n+++ b/m.py\n@@ -1 +1 @@\n-x = 1\n+x = 2\n")
+    smap = build_syntax_map(cs, lambda p: "x = 2\n")
+    fs = smap.get("m.py")
+    assert fs is not None
+    assert fs.tree is None
+    assert smap.enclosing("m.py", 1) == ()
+    assert smap.changed_symbols() == []
