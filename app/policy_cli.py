@@ -7,7 +7,7 @@ import sys
 from typing import TextIO
 
 from app.policy import schema_text
-from app.policy_loader import format_issue, load_policy_file
+from app.policy_loader import MAX_BYTES, format_issue, load_policy_file, parse_policy_text
 
 
 def run_config(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -25,6 +25,7 @@ def run_config(args: argparse.Namespace, out: TextIO | None = None, err: TextIO 
 def validate(path: str, out: TextIO, err: TextIO) -> int:
     """Print one `file:line: key: message` line per problem; exit 1 when there is any."""
     result = load_policy_file(path)
+    _note_extends(path, err)
     if result.errors:
         for issue in result.errors:
             out.write(format_issue(issue, path) + "\n")
@@ -33,3 +34,14 @@ def validate(path: str, out: TextIO, err: TextIO) -> int:
         return 1
     out.write(f"{path}: OK\n")
     return 0
+
+
+def _note_extends(path: str, err: TextIO) -> None:
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)
+    except OSError:
+        return
+    extends = parse_policy_text(raw, path).data.get("_extends")
+    if isinstance(extends, str):
+        err.write(f"{path}: note: `_extends: {extends}` is read from GitHub by the app; only this file was checked\n")

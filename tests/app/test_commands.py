@@ -223,3 +223,12 @@ def test_config_text_lists_problems_and_defaults_only() -> None:
     text = config_text(result.policy.to_data(), result.sources, errors=["x.yml:1: a: bad"])
     assert "No policy file applies" in text
     assert "```text\nx.yml:1: a: bad\n```" in text
+
+
+def test_config_text_never_exceeds_githubs_limit() -> None:
+    rules = "".join(f"    security/rule-{i:05d}-{'x' * 40}: {{enabled: false, severity: low}}\n" for i in range(1500))
+    result = load_policy_bytes("analyzers:\n  rules:\n" + rules)
+    assert result.ok
+    text = config_text(result.policy.to_data(), result.sources)
+    assert len(text) <= 65_536
+    assert text.startswith(REPLY_MARKER)

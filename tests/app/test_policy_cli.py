@@ -38,3 +38,12 @@ def test_schema(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert out == schema_text()
     assert json.loads(out)["additionalProperties"] is False
+
+
+def test_validate_notes_extends_it_cannot_follow(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    policy = tmp_path / "diffwise.yml"
+    policy.write_text("_extends: acme/.github\nreview:\n  drafts: true\n", encoding="utf-8")
+    assert main(["config", "validate", str(policy)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.endswith("diffwise.yml: OK\n")
+    assert "`_extends: acme/.github` is read from GitHub by the app" in captured.err
