@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import posixpath
 import re
 from collections.abc import Callable
@@ -9,6 +10,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from analyzers.diff import ChangeSet, FileStatus, Skipped
+
+log = logging.getLogger(__name__)
 
 LOCK_FILES = frozenset(
     {
@@ -124,7 +127,11 @@ def _reason(
         return reason
     if status is FileStatus.REMOVED:
         return None
-    text = read_file(path)
+    try:
+        text = read_file(path)
+    except Exception:  # an unreadable file is simply not sniffed; it is still reviewed
+        log.warning("could not read %s to check for a generated header", path, exc_info=True)
+        return None
     return reason_from_text(text) if text else None
 
 
