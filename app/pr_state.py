@@ -137,3 +137,11 @@ def is_paused(engine: Engine, repo: str, number: int) -> bool:
 def suppressions(engine: Engine, repo: str, number: int) -> Suppressions:
     """For the review pipeline: findings and rules ignored on this PR with `/diffwise ignore`."""
     return PrState(engine).suppressions(repo, number)
+
+
+def state_for(settings: object) -> PrState:
+    """The store for a process's Settings (DIFFWISE_STATE_DIR or DIFFWISE_DATABASE_URL)."""
+    from app.db import database_url, get_engine
+
+    state_dir = getattr(settings, "state_dir", ".diffwise")
+    return PrState(get_engine(database_url(state_dir, getattr(settings, "database_url", None))))

@@ -90,3 +90,12 @@ def test_command_claims(engine: Engine) -> None:
     assert state.claim_command("acme/other", 11)
     state.release_command("acme/api", 11)
     assert state.claim_command("acme/api", 11)
+
+
+def test_state_for_settings(tmp_path: Path) -> None:
+    from app.pr_state import state_for
+    from app.settings import Settings
+
+    settings = Settings.for_tests(state_dir=tmp_path)
+    state_for(settings).set_paused("o/r", 1, True)
+    assert is_paused(get_engine(database_url(tmp_path)), "o/r", 1)
