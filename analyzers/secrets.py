@@ -8,7 +8,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from analyzers.base import AnalyzerContext, Confidence, Finding, Severity
 from analyzers.filtering import in_scope
@@ -185,7 +185,17 @@ def _value_is_placeholder(value: str) -> bool:
     return False
 
 
+# cheap gates: most text holds no token prefix and no credential word, and the full scans are costly
+_KNOWN_GATE = re.compile(
+    r"AKIA|ASIA|ABIA|ACCA|gh[pousr]_|github_pat_|gl(?:pat|dt|rt|ptt)-|xox[abposre]-|hooks\.slack\.com|[sr]k_live_"
+    r"|AIza|sk-|npm_|pypi-|SG\.|eyJ|PRIVATE KEY|(?i:aws_?secret)"
+)
+_GENERIC_GATE = re.compile(r"(?i)pass|pwd|secret|key|token|credential")
+
+
 def _known(text: str) -> Iterable[SecretMatch]:
+    if not _KNOWN_GATE.search(text):
+        return
     for priority_kind in KINDS:
         for m in priority_kind.pattern.finditer(text):
             if priority_kind.id == "private-key":
@@ -245,6 +255,8 @@ def _is_code_path(path: str | None) -> bool | None:
 
 def _generic(text: str, path: str | None, relaxed: bool = False) -> Iterable[SecretMatch]:
     """Credential-like assignments; `relaxed` (redaction) also takes bare identifier-like values."""
+    if not _GENERIC_GATE.search(text):
+        return
     code_file = _is_code_path(path)
     for m in _GENERIC.finditer(text):
         key = m.group("key").lstrip("$:@")
@@ -353,13 +365,22 @@ class SecretsAnalyzer:
             findings.extend(self.scan(changed.path, text, ctx))
         return findings
 
+    def _candidates(
+        self, path: str, text: str, lines: list[str], starts: list[int], ctx: AnalyzerContext
+    ) -> list[SecretMatch]:
+        """Whole-text scan in file mode or when a PEM block may span lines; otherwise added lines only."""
+        changed = ctx.changeset.get(path)
+        if ctx.mode == "file" or changed is None or "PRIVATE KEY" in text:
+            return find_secrets(text, path=path)
+        return _scan_lines(path, text, lines, starts, changed.added_lines)
+
     def scan(self, path: str, text: str, ctx: AnalyzerContext) -> list[Finding]:
         starts = _line_starts(text)
         lines = text.split("\n")
         test_path = _is_test_path(path)
         out: list[Finding] = []
         seen: Counter[str] = Counter()
-        for s in find_secrets(text, path=path):
+        for s in self._candidates(path, text, lines, starts, ctx):
             first = bisect.bisect_right(starts, s.start)
             last = bisect.bisect_right(starts, max(s.end - 1, s.start))
             if s.kind == "private-key":
@@ -400,6 +421,21 @@ class SecretsAnalyzer:
             if in_scope(finding, ctx.changeset, "added" if ctx.mode == "diff_context" else ctx.mode):
                 out.append(finding)
         return out
+
+
+def _scan_lines(path: str, text: str, lines: list[str], starts: list[int], wanted: Iterable[int]) -> list[SecretMatch]:
+    """find_secrets on the wanted (1-based) lines only, offsets mapped back into `text`."""
+    out: list[SecretMatch] = []
+    for n in sorted(set(wanted)):
+        if not 1 <= n <= len(lines):
+            continue
+        line = lines[n - 1]
+        if not (_KNOWN_GATE.search(line) or _GENERIC_GATE.search(line)):
+            continue
+        base = starts[n - 1]
+        for m in find_secrets(line, path=path):
+            out.append(replace(m, start=m.start + base, end=m.end + base))
+    return out
 
 
 def _line_starts(text: str) -> list[int]:
