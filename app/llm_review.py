@@ -155,6 +155,9 @@ class Budget:
     max_concurrency: int = 4
     max_output_tokens: int = 4_096
     deadline_seconds: float = 300.0
+    # Cache breakpoints always close the static prefix (tools + system) and the PR preamble. Caching the diff
+    # block too makes an identical re-review ~all cache reads but costs 1.25x on every first review's diff.
+    cache_diff: bool = False
 
     @classmethod
     def from_policy(cls, llm: Any) -> Budget:
@@ -436,6 +439,7 @@ class LLMReviewer:
 
     def _params(self, system: str, preamble: str, files_text: str) -> dict[str, Any]:
         tool = prompts.load_tool(TOOL)
+        cache = self.budget.cache_diff
         return {
             "max_tokens": self.budget.max_output_tokens,
             "system": [{"type": "text", "text": system, "cache_control": EPHEMERAL}],
@@ -446,7 +450,7 @@ class LLMReviewer:
                     "role": "user",
                     "content": [
                         {"type": "text", "text": preamble, "cache_control": EPHEMERAL},
-                        {"type": "text", "text": files_text, "cache_control": EPHEMERAL},
+                        {"type": "text", "text": files_text, **({"cache_control": EPHEMERAL} if cache else {})},
                     ],
                 }
             ],

@@ -311,6 +311,9 @@ def main() -> int:
         r = reviewer(fake)
         our_review(fake, pr, with_context=True, r=r)
         again = our_review(fake, pr, with_context=True, r=r)
+        r_diff = reviewer(fake, cache_diff=True)
+        first_diff = our_review(fake, pr, with_context=True, r=r_diff)
+        again_diff = our_review(fake, pr, with_context=True, r=r_diff)
         pushed_head = dict(pr.head)
         first = sorted(pushed_head)[0]
         pushed_head[first] = edit(pushed_head[first], random.Random(99))
@@ -324,7 +327,13 @@ def main() -> int:
             fake, PR(pr.name, ChangeSet.from_unified_diff(diff), pr.base, pushed_head), with_context=True, r=r
         )
     share = lambda s: round(s["cache_read"] / s["input_tokens"], 3) if s["input_tokens"] else 0.0  # noqa: E731
-    cache = {"same_head": share(again), "after_push_one_file": share(pushed), "pr": pr.name}
+    cache = {
+        "same_head": share(again),
+        "after_push_one_file": share(pushed),
+        "same_head_cache_diff": share(again_diff),
+        "first_review_write_share_cache_diff": round(first_diff["cache_write"] / first_diff["input_tokens"], 3),
+        "pr": pr.name,
+    }
     if args.json:
         print(json.dumps({"prs": rows, "cache_hit_share": cache, "wall_time_s": wall}, indent=2))
         return 0
@@ -366,7 +375,9 @@ def main() -> int:
     )
     print(
         f"cache hit share on re-review ({cache['pr']}): same head {cache['same_head']:.0%}, "
-        f"after a push changing one file {cache['after_push_one_file']:.0%}"
+        f"after a push changing one file {cache['after_push_one_file']:.0%}; with cache_diff=True same head "
+        f"{cache['same_head_cache_diff']:.0%} (its first review writes "
+        f"{cache['first_review_write_share_cache_diff']:.0%} of its input to the cache at 1.25x)"
     )
     print(
         f"wall time, {wall['files']}-file PR, fake answering in 3 s per call, {wall['calls']} calls: "

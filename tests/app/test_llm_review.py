@@ -172,6 +172,8 @@ def test_request_shape_forced_tool_cache_and_fences(fake: FakeAnthropic) -> None
     assert body["tool_choice"] == {"type": "tool", "name": "submit_review"}
     assert body["tools"][0]["input_schema"]["properties"]["findings"]["maxItems"] == 25
     assert body["system"][0]["cache_control"] == {"type": "ephemeral"}
+    assert body["messages"][0]["content"][0]["cache_control"] == {"type": "ephemeral"}  # PR preamble
+    assert "cache_control" not in body["messages"][0]["content"][1]  # the diff: only with cache_diff
     preamble, files = (block["text"] for block in body["messages"][0]["content"])
     boundary = re.search(r"Fence token for this request: (\w+)", preamble).group(1)  # type: ignore[union-attr]
     assert f"<<<DATA {boundary} pr-title\nRetry commands once more\nDATA {boundary}>>>" in preamble
