@@ -124,7 +124,11 @@ def parse_module(text: str) -> ModuleInfo:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             bound.update(t.id for t in targets if isinstance(t, ast.Name))
     _docstrings_assigned_later(tree, functions)
-    # a function may raise what the same-module helpers it calls raise (one level)
+    # a function may raise what the same-module helpers it calls raise, and what the methods of the
+    # same-module classes it instantiates raise (one level)
+    for info in functions.values():
+        if info.class_name is not None:
+            raises_by_name.setdefault(info.class_name, set()).update(info.raises)
     for name, info in list(functions.items()):
         if info.class_name is None:
             extra = set().union(*(raises_by_name.get(c, set()) for c in calls_by_name.get(name, set())))
