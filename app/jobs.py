@@ -129,6 +129,15 @@ def make_huey(settings: Settings, name: str = "diffwise") -> SqliteHuey | RedisH
     )
 
 
+def _job_timer() -> Callable[[str], contextlib.AbstractContextManager[None]]:
+    """app.metrics times every job when it is installed."""
+    try:
+        from app.metrics import time_job
+    except ImportError:
+        return lambda _event: contextlib.nullcontext()
+    return time_job
+
+
 class _EmbeddedConsumer(Consumer):  # type: ignore[misc]
     """A consumer started from a non-main thread next to uvicorn: the server owns the signals."""
 
@@ -154,6 +163,7 @@ class JobQueue:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._dispatch = dispatch
         self._dead_letters = dead_letters
+        self._time_job = _job_timer()
         self._task = self.huey.task(name=TASK_NAME)(self.process)
         self.huey.periodic_task(crontab(), name="diffwise.reclaim")(self.reclaim)
 
@@ -268,7 +278,8 @@ class JobQueue:
                 return
             set_repo(repo_of(delivery))
             try:
-                self._run(delivery, debounced)
+                with self._time_job(delivery.event):
+                    self._run(delivery, debounced)
             except RetryLater as exc:
                 self._retry(delivery, exc.delay, f"RetryLater: {exc}")
             except (PermanentError, ConfigError) as exc:

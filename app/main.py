@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -45,6 +45,15 @@ _PLACEHOLDER = """<!doctype html><html><head><meta charset="utf-8"><title>diffwi
 <body><h1>diffwise is running</h1><p>{status}</p></body></html>"""
 
 
+def _delivery_counter() -> Callable[[int, bytes], None] | None:
+    """app.metrics counts every receiver answer when it is installed."""
+    try:
+        from app.metrics import count_delivery
+    except ImportError:
+        return None
+    return count_delivery
+
+
 def create_app(
     settings: Settings,
     extra_routes: Sequence[BaseRoute] = (),
@@ -71,7 +80,7 @@ def create_app(
     if settings.webhook_secret:
         inline = not settings.redis_url and not settings.fsync  # see GroupCommitter
         committer = GroupCommitter(lambda batch: get_queue().submit_many(batch), inline=inline)
-        receiver = WebhookReceiver(settings.webhook_secret, committer)
+        receiver = WebhookReceiver(settings.webhook_secret, committer, observe=_delivery_counter())
         state["committer"] = committer
         routes.append(Route(settings.webhook_path, receiver, methods=["POST"]))
         middleware.append(Middleware(WebhookFastPath, path=settings.webhook_path, receiver=receiver))

@@ -88,13 +88,22 @@ class GroupCommitter:
 class WebhookReceiver:
     """POST handler for $WEBHOOK_PATH. Every client mistake is a 4xx; only a failing queue gives a 503."""
 
-    def __init__(self, secret: str, committer: GroupCommitter, max_body: int = MAX_BODY) -> None:
+    def __init__(
+        self,
+        secret: str,
+        committer: GroupCommitter,
+        max_body: int = MAX_BODY,
+        observe: Callable[[int, bytes], None] | None = None,
+    ) -> None:
         self._key = secret.encode("utf-8")
         self._committer = committer
         self._max_body = max_body
+        self._observe = observe
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         status, text = await self._handle(scope, receive)
+        if self._observe is not None:
+            self._observe(status, text)
         await send(
             {
                 "type": "http.response.start",

@@ -271,3 +271,32 @@ def test_arbitrary_requests_never_get_a_5xx(
     response = client.post(HOOK, content=body, headers=sent)
     assert response.status_code < 500
     assert response.status_code in (200, 202, 400, 401, 413)
+
+
+def test_every_answer_is_reported_to_the_observer() -> None:
+    seen: list[tuple[int, bytes]] = []
+
+    def submit(batch: Any) -> list[bool]:
+        return [True] * len(batch)
+
+    receiver = WebhookReceiver(
+        WEBHOOK_SECRET, GroupCommitter(submit, inline=True), observe=lambda s, t: seen.append((s, t))
+    )
+    body = b"{}"
+
+    async def send_one(headers: list[tuple[bytes, bytes]]) -> int:
+        return await _call(receiver, headers, _Chunks(body, 1))
+
+    good = [(b"x-hub-signature-256", sign(body).encode()), (b"x-github-event", b"push"), (b"x-github-delivery", b"o-1")]
+    assert asyncio.run(send_one(good)) == 202
+    assert asyncio.run(send_one(good[1:])) == 401
+    assert [s for s, _ in seen] == [202, 401]
+
+
+def test_route_providers_are_collected_and_missing_ones_skipped(settings: Settings) -> None:
+    from app import web_routes
+
+    routes = web_routes.collect(settings, ("app.not_written_yet:routes", "app.metrics:routes"))
+    assert [getattr(r, "path", None) for r in routes] == ["/metrics"]
+    with pytest.raises(AttributeError):
+        web_routes.collect(settings, ("app.metrics:no_such_function",))
