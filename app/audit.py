@@ -208,7 +208,7 @@ def _reasons(raw: str | None) -> dict[str, int]:
     return {str(k): int(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
-def _entry(m: Mapping[str, Any]) -> AuditEntry:
+def _entry(m: Any) -> AuditEntry:
     at = m["at"]
     if isinstance(at, datetime) and at.tzinfo is None:
         at = at.replace(tzinfo=UTC)  # SQLite drops the zone; we always write UTC

@@ -122,9 +122,8 @@ def make_sdk_client(config: LLMConfig) -> Any:
         if config.provider == "bedrock":
             return anthropic.AsyncAnthropicBedrock(aws_region=config.aws_region, **common)
         if config.provider == "vertex":
-            return anthropic.AsyncAnthropicVertex(
-                region=config.vertex_region, project_id=config.vertex_project, **common
-            )
+            vertex: dict[str, Any] = {"region": config.vertex_region, "project_id": config.vertex_project}
+            return anthropic.AsyncAnthropicVertex(**{k: v for k, v in vertex.items() if v}, **common)
     except (ImportError, ModuleNotFoundError) as exc:
         extra = "bedrock" if config.provider == "bedrock" else "vertex"
         raise LLMUnavailable(f"{config.provider} needs the optional extra: pip install 'diffwise[{extra}]'") from exc

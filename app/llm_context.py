@@ -61,6 +61,7 @@ def builtin_redact(text: str) -> str:
 
 def redactor(known_secrets: Iterable[str] = ()) -> Callable[[str], str]:
     """The secrets analyzer's `redact` when present, then the built-in masker and the known values."""
+    analyzer_redact: Callable[[str], str] | None
     try:
         from analyzers.secrets import redact as analyzer_redact
     except ImportError:
