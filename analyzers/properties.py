@@ -203,19 +203,26 @@ _RETURN_CHECKS = {
 }
 
 
-def return_check(returns: ast.expr | None) -> str | None:
-    """An assertion that the result has the annotated type, for the simple annotation forms."""
+def return_check(returns: ast.expr | None, module: ModuleInfo | None = None) -> str | None:
+    """An assertion that the result has the annotated type, for the simple forms and the module's classes."""
     if returns is None:
         return None
+    if isinstance(returns, ast.Constant) and isinstance(returns.value, str):
+        try:
+            returns = ast.parse(returns.value, mode="eval").body
+        except SyntaxError:
+            return None
+    if module is not None and isinstance(returns, ast.Name) and returns.id in module.classes:
+        return f"isinstance(result, {MODULE_ALIAS}.{returns.id})"
     if isinstance(returns, ast.Constant) and returns.value is None:
         return "result is None"
     node = returns.value if isinstance(returns, ast.Subscript) else returns
     name = node.id if isinstance(node, ast.Name) else None
     if name == "Optional" and isinstance(returns, ast.Subscript):
-        inner = return_check(returns.slice)
+        inner = return_check(returns.slice, module)
         return f"result is None or {inner}" if inner else None
     if isinstance(returns, ast.BinOp) and isinstance(returns.op, ast.BitOr):
-        left, right = return_check(returns.left), return_check(returns.right)
+        left, right = return_check(returns.left, module), return_check(returns.right, module)
         return f"({left}) or ({right})" if left and right else None
     return _RETURN_CHECKS.get(name or "")
 
@@ -240,7 +247,7 @@ def no_crash(call: Call, module: ModuleInfo, max_examples: int, *, bare: bool = 
     `bare` leaves out every check of the result: the kill-rate floor of the benchmark.
     """
     info = call.info
-    check = return_check(info.returns) if not (info.is_generator or info.is_async or bare) else None
+    check = return_check(info.returns, module) if not (info.is_generator or info.is_async or bare) else None
     if check is None and not bare and info.returns is None and PREDICATE.match(info.name) and not info.is_async:
         check = "isinstance(result, bool)"
     lines = _guarded_call(call, module)
@@ -308,8 +315,10 @@ def inverse_pairs(module: ModuleInfo) -> list[tuple[str, str]]:
 
 def roundtrip(forward: Call, backward: FunctionInfo, module: ModuleInfo, max_examples: int) -> PropertyTest | None:
     inverse = plan_call(backward, module, optional=False)
-    if inverse is None or forward.receiver is not None or inverse.receiver is not None:
+    if inverse is None or inverse.receiver is not None:
         return None
+    if forward.receiver is not None:
+        return _method_roundtrip(forward, backward, inverse, max_examples)
     if backward.is_async or backward.is_generator or forward.info.is_async or forward.info.is_generator:
         return None
     n_in, n_back = len(forward.args), len(inverse.args)
@@ -332,6 +341,22 @@ def roundtrip(forward: Call, backward: FunctionInfo, module: ModuleInfo, max_exa
     name = f"test_{_slug(forward.info.qualname)}_roundtrip_{_slug(backward.name)}"
     code = _decorators(forward, max_examples) + f"def {name}({', '.join(forward.variables())}):\n" + _indent(lines)
     return PropertyTest("roundtrip", name, code, (forward.info.qualname, backward.qualname), frozenset({"_same"}))
+
+
+def _method_roundtrip(forward: Call, backward: FunctionInfo, inverse: Call, max_examples: int) -> PropertyTest | None:
+    """obj.to_x() then Cls.from_x(...) (a classmethod or staticmethod) gives back an equal object."""
+    if forward.args or len(inverse.args) != 1 or backward.method_kind not in ("classmethod", "staticmethod"):
+        return None
+    if forward.info.is_async or forward.info.is_generator or backward.is_async or backward.is_generator:
+        return None
+    lines = [
+        f"value = {forward.expression()}",
+        f"back = {MODULE_ALIAS}.{backward.qualname}(value)",
+        "assert back == obj, (value, back)",
+    ]
+    name = f"test_{_slug(forward.info.qualname)}_roundtrip_{_slug(backward.name)}"
+    code = _decorators(forward, max_examples) + f"def {name}({', '.join(forward.variables())}):\n" + _indent(lines)
+    return PropertyTest("roundtrip", name, code, (forward.info.qualname, backward.qualname))
 
 
 # ---- idempotence for normalisers ---------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import types
 
 import pytest
@@ -192,3 +193,42 @@ def test_rendered_property_tests_hold_on_correct_code() -> None:
         exec(compile(code, f"generated for {qualname}", "exec"), scope)
         for test in tests:
             scope[test.name]()  # type: ignore[operator]
+
+
+RECORD = """
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Vec:
+    x: int
+    y: int
+
+    def scaled(self, k: int) -> "Vec":
+        return Vec(self.x * k, self.y * k)
+
+    @classmethod
+    def from_text(cls, text: str) -> "Vec":
+        a, b = text.split(",")
+        return cls(int(a), int(b))
+
+    def to_text(self) -> str:
+        return f"{self.x},{self.y}"
+"""
+
+
+def test_methods_of_records_roundtrip_and_return_their_class(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = parse_module(RECORD)
+    tests, _ = family_tests(module.functions["Vec.to_text"], module, 10)
+    roundtrip = next(t for t in tests if t.family == "roundtrip")
+    assert "back = mod.Vec.from_text(value)" in roundtrip.code
+    assert "obj=st.builds(mod.Vec" in roundtrip.code
+    scaled, _ = family_tests(module.functions["Vec.scaled"], module, 10)
+    assert "assert isinstance(result, mod.Vec), result" in scaled[0].code
+    namespace = types.ModuleType("records")
+    monkeypatch.setitem(sys.modules, "records", namespace)  # dataclasses look their module up
+    exec(compile(RECORD, "records", "exec"), namespace.__dict__)
+    for test in [*tests, *scaled]:
+        scope: dict[str, object] = {"mod": namespace}
+        exec("from hypothesis import given, settings, strategies as st\n" + test.code, scope)
+        scope[test.name]()  # type: ignore[operator]
