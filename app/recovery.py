@@ -193,6 +193,14 @@ class Recovery:
             params = {"per_page": self.policy.per_page, "cursor": cursor}
 
     def run_once(self, now: float | None = None) -> RecoveryReport:
+        """One pass; the client's connection pool is kept for the pass (githubkit's context manager)."""
+        enter = getattr(self.gh, "__enter__", None)
+        if enter is None:
+            return self._run_once(now)
+        with self.gh:
+            return self._run_once(now)
+
+    def _run_once(self, now: float | None) -> RecoveryReport:
         from app import metrics
 
         now = time.time() if now is None else now
