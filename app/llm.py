@@ -221,6 +221,9 @@ class LLMClient:
             except anthropic.APIConnectionError as exc:
                 wait, failure = None, LLMUnavailable("Anthropic API unreachable", retryable=True)
                 failure.__cause__ = exc
+            except anthropic.AnthropicError as exc:  # missing provider extra, credentials: not transient
+                detail = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+                raise LLMUnavailable(f"{self.config.provider} client error: {detail[:200]}") from exc
             if attempt >= self.config.max_retries:
                 raise failure
             if wait is None:

@@ -158,17 +158,25 @@ def test_config_from_settings_and_policy(monkeypatch: pytest.MonkeyPatch) -> Non
         make_sdk_client(LLMConfig())
 
 
-def test_bedrock_without_the_extra_degrades() -> None:
-    pytest.importorskip("anthropic")
+@pytest.mark.parametrize(
+    ("config", "module"),
+    [
+        (LLMConfig(provider="bedrock", aws_region="us-east-1"), "botocore"),
+        (LLMConfig(provider="vertex", vertex_region="us-east5", vertex_project="p"), "google.auth"),
+    ],
+)
+def test_cloud_providers_without_their_extra_degrade(config: LLMConfig, module: str) -> None:
     try:
-        import botocore  # noqa: F401
+        __import__(module)
     except ImportError:
-        c = LLMClient(LLMConfig(provider="bedrock", aws_region="us-east-1"))
-        with pytest.raises(LLMUnavailable) as info:
-            asyncio.run(c.create(max_tokens=10, messages=[{"role": "user", "content": "x"}]))
-        assert "bedrock" in info.value.reason
+        pass
     else:  # pragma: no cover - only where the extra is installed
-        pytest.skip("botocore installed")
+        pytest.skip(f"{module} installed")
+    c = LLMClient(config)
+    with pytest.raises(LLMUnavailable) as info:
+        asyncio.run(c.create(max_tokens=10, messages=[{"role": "user", "content": "x"}]))
+    assert config.provider in info.value.reason
+    assert not info.value.retryable
 
 
 def test_prices() -> None:
