@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.errors import ConfigError
+from app.logs import log_context, setup_logging
 from app.settings import Settings, read_env_file
 
 
@@ -156,3 +161,45 @@ def test_read_env_file_later_lines_win(tmp_path: Path) -> None:
     f = tmp_path / "e"
     f.write_text('A=1\nA="2"\nB=\n=x\nnoequals\n')
     assert read_env_file(f) == {"A": "2", "B": ""}
+
+
+def _capture(fmt: str, secrets: tuple[str, ...], emit: Callable[[logging.Logger], None]) -> str:
+    stream, root = io.StringIO(), logging.getLogger()
+    level = root.level
+    setup_logging("debug", fmt, secrets, stream=stream)
+    try:
+        emit(logging.getLogger("diffwise.test"))
+    finally:
+        for handler in [h for h in root.handlers if getattr(h, "_diffwise", False)]:
+            root.removeHandler(handler)
+        root.setLevel(level)
+    return stream.getvalue()
+
+
+def test_pretty_logs_carry_context_and_mask_secrets_in_messages_and_tracebacks(pem: str) -> None:
+    def emit(logger: logging.Logger) -> None:
+        with log_context(delivery_id="d-42", repo="octo/repo"):
+            logger.info("using key %s and token %s", pem, "ghp_" + "x" * 36)
+            try:
+                raise RuntimeError("secret hunter2hunter2 leaked")
+            except RuntimeError:
+                logger.exception("failed")
+        logger.warning("outside")
+
+    out = _capture("pretty", ("hunter2hunter2",), emit)
+    first, *rest = out.splitlines()
+    assert "[octo/repo d-42]" in first
+    assert "PRIVATE KEY" not in out
+    assert "ghp_" not in out
+    assert "hunter2hunter2" not in out
+    assert "RuntimeError" in out  # the traceback is kept, only the secret is masked
+    assert "outside" in rest[-1]
+    assert "d-42" not in rest[-1]
+
+
+def test_json_logs_are_one_object_per_line() -> None:
+    out = _capture("json", (), lambda logger: logger.info("multi\nline %d", 3))
+    [entry] = [json.loads(line) for line in out.splitlines()]
+    assert entry["msg"] == "multi\nline 3"
+    assert entry["level"] == "info"
+    assert "delivery_id" not in entry
