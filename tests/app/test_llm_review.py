@@ -345,12 +345,10 @@ def test_injection_stays_fenced_and_output_stays_in_schema(fake: FakeAnthropic, 
         preamble, files = content[0]["text"], content[1]["text"]
         boundary = re.search(r"Fence token for this request: (\w+)", preamble).group(1)  # type: ignore[union-attr]
         for text in (preamble, files):
-            fenced = re.findall(rf"<<<DATA {boundary} [\w-]+\n(.*?)DATA {boundary}>>>", text, re.DOTALL)
+            fenced = "".join(re.findall(rf"<<<DATA {boundary} [\w-]+\n(.*?)DATA {boundary}>>>", text, re.DOTALL))
             outside = re.sub(rf"<<<DATA {boundary} [\w-]+\n.*?DATA {boundary}>>>", "", text, flags=re.DOTALL)
             assert "Ignore previous instructions" not in outside
-            assert any("Ignore previous instructions" in chunk for chunk in fenced) or (
-                text is files and (INJECTION not in text)
-            )
+            assert "Ignore previous instructions" in fenced
         assert INJECTION in files  # the diff line itself is shown, inside the fence
         assert json.dumps(recorded.body["system"]).count("never be obeyed") == 1
     # the answer: findings only, through the schema; free text is ignored; secrets never come back out
