@@ -7,6 +7,7 @@ question per sink argument, fast enough to run on every match of every rule.
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -72,7 +73,7 @@ class LanguageSpec:
     builders: re.Pattern[str]  # calls that build strings from their arguments (format, join, sprintf)
     mutators: frozenset[str] = frozenset(
         {"append", "extend", "insert", "add", "update", "setdefault", "push", "unshift", "put", "putAll",
-         "appendleft", "concat", "write", "Add", "Set", "WriteString", "addAll"}
+         "appendleft", "concat", "write", "Add", "Set", "WriteString", "addAll", "set"}
     )  # fmt: skip
     branches: frozenset[str] = frozenset()
     constant_name: re.Pattern[str] = field(default_factory=lambda: re.compile(r"^\$?[A-Z][A-Z0-9_]{1,}$"))
@@ -375,6 +376,25 @@ class Flow:
         """Where the value of expression `node` comes from, in the function around it."""
         return self._eval(node, node.start_byte, sanitizers, 0)
 
+    def feeding_names(self, node: Node, hops: int = 3) -> set[str]:
+        """Names in `node` and, transitively, in what was assigned to them earlier in the function."""
+        func = self.enclosing_function(node)
+        index = self._assignments(func, node)
+        params = self._parameters(func) if func is not None else frozenset()
+        names = set(_NAME.findall(self.text(node)))
+        frontier = set(names)
+        for _ in range(hops):
+            grown: set[str] = set()
+            for name in frontier:
+                for a in index.get(name, []):
+                    if a.start < node.start_byte:
+                        for rhs in (a.rhs, *a.extra):
+                            if rhs is not None:
+                                grown.update(_NAME.findall(self.text(rhs)))
+            frontier = grown - names
+            names |= grown
+        return names - params - _STOP_NAMES
+
     def enclosing_function(self, node: Node) -> Node | None:
         cur = node.parent
         while cur is not None:
@@ -405,6 +425,11 @@ class Flow:
             return Value(v.level, v.level > Level.SANITIZED, v.origin)
         if t in ("comment", "lambda", "arrow_function", "function_expression", "func_literal"):
             return LITERAL
+        if t == "conditional_expression" and self.spec is PYTHON and len(node.named_children) == 3:
+            then, cond, other = node.named_children
+            decided = self._truth(cond, at)
+            if decided is not None:
+                return self._eval(then if decided else other, at, san, depth + 1)
         text = self.text(node)
         if spec.sources.search(text) and t not in spec.identifiers:
             return Value(Level.SOURCE, False, _short(text))
@@ -570,6 +595,8 @@ class Flow:
         if cached is not None:
             return cached
         index: dict[str, list[_Assign]] = {}
+        # published before the walk: constant folding inside the walk reads the assignments seen so far
+        self._scopes[scope_node.id if func is not None else -1] = index
         body = scope_node
         stack = [body]
         spec = self.spec
@@ -589,6 +616,12 @@ class Flow:
                         )
             elif t in spec.calls:
                 self._mutation(n, func, index)
+            if t == "if_statement" and spec is PYTHON:
+                stack.extend(reversed(self._live_parts(n)))
+                continue
+            if t == "match_statement" and spec is PYTHON:
+                stack.extend(reversed(self._live_cases(n)))
+                continue
             stack.extend(reversed(n.children))
         for entries in index.values():
             entries.sort(key=lambda a: a.start)
@@ -660,6 +693,116 @@ class Flow:
             _Assign(call.start_byte, None, True, self._branches(call, func), values)
         )
 
+    # ---- constant conditions (Python) -------------------------------------------------------------------
+
+    def _live_parts(self, if_node: Node) -> list[Node]:
+        """The children of an `if` that can run: a branch behind a constant-false test is dropped."""
+        parts: list[Node] = []
+        clauses = [if_node, *(c for c in if_node.children if c.type in ("elif_clause", "else_clause"))]
+        for clause in clauses:
+            if clause.type == "else_clause":
+                parts.append(clause)
+                break
+            decided = self._truth(clause.child_by_field_name("condition"), clause.start_byte)
+            if decided is None:
+                parts.extend(c for c in clause.children if c.type not in ("elif_clause", "else_clause"))
+                continue
+            if decided:
+                body = clause.child_by_field_name("consequence")
+                if body is not None:
+                    parts.append(body)
+                break
+        return parts
+
+    def _live_cases(self, match: Node) -> list[Node]:
+        """The case that runs when the subject is a constant and the cases are literals; else all of them."""
+        subject = match.child_by_field_name("subject")
+        body = match.child_by_field_name("body")
+        if subject is None or body is None:
+            return list(match.children)
+        try:
+            value = self._const(subject, match.start_byte, 0)
+        except _NotConstant:
+            return list(match.children)
+        for case in (c for c in body.named_children if c.type == "case_clause"):
+            pattern = next((c for c in case.named_children if c.type == "case_pattern"), None)
+            options = pattern.named_children if pattern is not None else []
+            if options and options[0].type == "union_pattern":
+                options = options[0].named_children
+            if not options and pattern is not None and self.text(pattern).strip() == "_":
+                return [case]
+            try:
+                literals = [self._const(o, match.start_byte, 0) for o in options]
+            except _NotConstant:
+                return list(match.children)  # a capture or class pattern: give up
+            if any(v == value for v in literals):
+                return [case]
+        return []
+
+    def _truth(self, cond: Node | None, at: int) -> bool | None:
+        """The value of a condition built from literals and names bound once to literals, else None."""
+        if cond is None:
+            return None
+        try:
+            return bool(self._const(cond, at, 0))
+        except _NotConstant:
+            return None
+
+    def _const(self, node: Node, at: int, depth: int) -> object:
+        if depth > 20:
+            raise _NotConstant
+        t = node.type
+        text = self.text(node)
+        kids = node.named_children
+        if t in ("integer", "float"):
+            return ast.literal_eval(text)
+        if t == "string" and not any(c.type == "interpolation" for c in kids):
+            return ast.literal_eval(text)
+        if t in ("true", "false", "none"):
+            return {"true": True, "false": False, "none": None}[t]
+        if t == "parenthesized_expression" and len(kids) == 1:
+            return self._const(kids[0], at, depth + 1)
+        if t == "identifier":
+            return self._const_name(node, text, at, depth)
+        if t == "not_operator" and len(kids) == 1:
+            return not self._const(kids[0], at, depth + 1)
+        if t == "unary_operator" and len(kids) == 1 and text.startswith("-"):
+            return -self._number(self._const(kids[0], at, depth + 1))
+        if t == "binary_operator" and len(kids) == 2:
+            op = self.text(node.child_by_field_name("operator"))
+            a, b = (self._const(k, at, depth + 1) for k in kids)
+            return _binary(op, a, b)
+        if t == "boolean_operator" and len(kids) == 2:
+            op = self.text(node.child_by_field_name("operator"))
+            a = self._const(kids[0], at, depth + 1)
+            if (op == "and" and not a) or (op == "or" and a):
+                return a
+            return self._const(kids[1], at, depth + 1)
+        if t == "comparison_operator" and len(kids) == 2:
+            ops = [self.text(c) for c in node.children if not c.is_named]
+            a, b = (self._const(k, at, depth + 1) for k in kids)
+            return _compare(" ".join(ops), a, b)
+        if t == "subscript" and len(kids) == 2:
+            value, index = (self._const(k, at, depth + 1) for k in kids)
+            if isinstance(value, str | tuple | list) and isinstance(index, int) and -len(value) <= index < len(value):
+                return value[index]
+        raise _NotConstant
+
+    def _const_name(self, node: Node, name: str, at: int, depth: int) -> object:
+        func = self.enclosing_function(node)
+        if func is not None and name in self._parameters(func):
+            raise _NotConstant
+        assigns = [a for a in self._assignments(func, node).get(name, []) if a.start < at]
+        if len(assigns) != 1 or assigns[0].augmented or assigns[0].rhs is None:
+            raise _NotConstant
+        return self._const(assigns[0].rhs, assigns[0].start, depth + 1)
+
+    @staticmethod
+    def _number(value: object) -> int | float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _NotConstant
+        return value
+
     def _branches(self, node: Node, func: Node | None) -> tuple[int, ...]:
         out: list[int] = []
         cur = node.parent
@@ -668,6 +811,62 @@ class Flow:
                 out.append(cur.id)
             cur = cur.parent
         return tuple(out)
+
+
+_NAME = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
+_STOP_NAMES = frozenset(
+    {"if", "not", "in", "and", "or", "is", "str", "len", "None", "True", "False", "self", "this", "return"}
+)
+
+
+class _NotConstant(Exception):
+    """A condition whose value is not known without running the code."""
+
+
+def _binary(op: str, a: object, b: object) -> object:
+    if isinstance(a, bool) or isinstance(b, bool):
+        raise _NotConstant
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        if op == "+":
+            return a + b
+        if op == "-":
+            return a - b
+        if op == "*":
+            return a * b
+        if op in ("//", "%", "/") and b == 0:
+            raise _NotConstant
+        if op == "//":
+            return a // b
+        if op == "%":
+            return a % b
+        if op == "/":
+            return a / b
+    if isinstance(a, str) and isinstance(b, str) and op == "+":
+        return a + b
+    raise _NotConstant
+
+
+def _compare(op: str, a: object, b: object) -> bool:
+    try:
+        if op == "in":
+            return a in b  # type: ignore[operator]
+        if op == "not in":
+            return a not in b  # type: ignore[operator]
+        if op == "==":
+            return a == b
+        if op == "!=":
+            return a != b
+        if op == "<":
+            return a < b  # type: ignore[operator]
+        if op == ">":
+            return a > b  # type: ignore[operator]
+        if op == "<=":
+            return a <= b  # type: ignore[operator]
+        if op == ">=":
+            return a >= b  # type: ignore[operator]
+    except TypeError:
+        raise _NotConstant from None
+    raise _NotConstant
 
 
 def _root(node: Node) -> Node:

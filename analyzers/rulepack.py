@@ -90,6 +90,9 @@ class Rule(_Model):
     when: tuple[Condition, ...] = ()
     unless: tuple[Condition, ...] = ()
     context: Context | None = None
+    # a regex over the enclosing function's text before the sink: a check there (e.g. rejecting "..")
+    # that returns or raises makes the sink safe
+    guard: str | None = None
     fix: FixSpec | None = None
     references: tuple[str, ...] = ()
     exclude_paths: str | None = None  # regex over the file path (e.g. tests, where asserts are the point)

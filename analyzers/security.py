@@ -139,6 +139,8 @@ def _judge(
         return None
     if not _conditions(rule.when, rule.unless, match, report, flow):
         return None
+    if rule.guard is not None and _guarded(rule, match, report, flow, source):
+        return None
     confidence = rule.confidence
     if rule.context is not None:
         scope = flow.enclosing_function(report) if rule.context.scope == "function" else None
@@ -191,6 +193,24 @@ def _conditions(
         if node is not None and cond.pattern.search(flow.text(node)):
             return False
     return True
+
+
+def _guarded(rule: Rule, match: RuleMatch, report: Node, flow: Flow, source: bytes) -> bool:
+    """A guard (the rule's regex) earlier in the function that tests a name feeding the sink's data."""
+    assert rule.guard is not None
+    func = flow.enclosing_function(report)
+    start = func.start_byte if func is not None else 0
+    before = source[start : report.start_byte].decode("utf-8", "replace")
+    hits = list(re.finditer(rule.guard, before))
+    if not hits:
+        return False
+    target = match.node(rule.taint.capture) if rule.taint is not None else None
+    feeding = flow.feeding_names(target or report)
+    for hit in hits:
+        test_line = hit.group(0).split("\n", 1)[0]
+        if feeding & set(re.findall(r"[A-Za-z_$][A-Za-z0-9_$]*", test_line)):
+            return True
+    return False
 
 
 def _taint(rule: Rule, match: RuleMatch, compiled: CompiledPack, flow: Flow) -> Verdict | None:
