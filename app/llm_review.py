@@ -714,6 +714,11 @@ class LLMReviewer:
         kept = sorted(findings, key=lambda f: (f.path, f.end_line))
         notes: list[str] = []
         groups = len(plan.groups)
+        over_cost = sum(1 for o in outcomes if o is None)
+        if over_cost:
+            notes.append(
+                f"LLM cost budget (${self.budget.max_cost_usd:.2f}) reached: {over_cost} of {groups} parts not sent"
+            )
         if failures:
             reason = failures[0].reason
             if len(failures) == groups:

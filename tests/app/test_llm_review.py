@@ -519,3 +519,14 @@ def test_policy_budget_and_model_are_read(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert r.client.model == "claude-haiku-4-5"
     assert (r.budget.max_input_tokens, r.budget.max_cost_usd, r.budget.max_concurrency) == (5_000, 0.25, 2)
     assert r.budget.per_call_tokens == 5_000
+
+
+def test_cost_budget_reached_mid_review_stops_further_calls(fake: FakeAnthropic) -> None:
+    cs, heads = big_pr(60)
+    fake.push(*[Reply(tool_input={"summary": "", "findings": []}, output_tokens=5_000)] * 10)  # $0.075 each
+    r = reviewer(fake, per_call_tokens=4_000, max_input_tokens=400_000, max_cost_usd=0.06, max_concurrency=1)
+    result = run(r, request(changeset=cs, read_head=heads.get, syntax=None))
+    assert len(fake.messages_requests()) == 1
+    assert result.usage.cost_usd > 0.06
+    assert result.not_sent
+    assert any(n.startswith("LLM cost budget ($0.06) reached") for n in result.notes)
