@@ -137,7 +137,10 @@ def _worth_passing(p: Param, strat: Strategy | None) -> bool:
 
 
 def _decorators(call: Call, max_examples: int, extra: Sequence[str] = ()) -> str:
-    given = ", ".join([*call.given(), *extra])
+    parts = [*call.given(), *extra]
+    given = ", ".join(parts)
+    if len(given) > 100:  # one argument a line, as a formatter would write it
+        given = "\n" + "".join(f"    {p},\n" for p in parts)
     return f"@settings(max_examples={max_examples}, deadline=None)\n@given({given})\n"
 
 

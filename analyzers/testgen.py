@@ -367,7 +367,11 @@ def synthesize_tests(request: TestRequest) -> TestSuggestions:
         if plan_call(candidate.info, candidate.module_info, optional=False) is None:
             notes.append(f"{candidate.path}::{candidate.info.qualname}: no strategy for its parameters (annotate them)")
             continue
-        suggestion = build_suggestion(candidate, request.max_examples, taken)
+        try:
+            suggestion = build_suggestion(candidate, request.max_examples, taken)
+        except (ValueError, TypeError, KeyError, RecursionError) as exc:  # one odd function must not stop the rest
+            notes.append(f"{candidate.path}::{candidate.info.qualname}: no tests ({type(exc).__name__})")
+            continue
         if suggestion is None:
             continue
         if request.writer is not None:
