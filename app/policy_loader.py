@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from app.errors import RetryLater
 from app.policy import POLICY_PATH, POLICY_PATHS, Policy, default_data, leaf_paths, merge
 
 MAX_BYTES = 256 * 1024
@@ -378,7 +379,14 @@ async def _read_chain(reader: FileReader, first: FileRef, first_raw: bytes) -> _
             message = f"more than {MAX_EXTENDS_DEPTH} levels of _extends; {target.label} was not read"
             chain.issues.append(PolicyIssue("_extends", line, message, ref.label))
             return chain
-        next_raw = await reader.read_file(target.owner, target.repo, target.path, target.ref)
+        try:
+            next_raw = await reader.read_file(target.owner, target.repo, target.path, target.ref)
+        except RetryLater:
+            raise
+        except Exception as exc:  # e.g. 403 for a repository outside the installation
+            message = f"{target.label} could not be read ({type(exc).__name__})"
+            chain.issues.append(PolicyIssue("_extends", line, message, ref.label))
+            return chain
         if next_raw is None:
             chain.issues.append(PolicyIssue("_extends", line, f"{target.label} was not found", ref.label))
             return chain

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from app.errors import RetryLater
 from app.policy import Policy
 from app.policy_loader import (
     MAX_BYTES,
@@ -296,3 +297,24 @@ def test_policy_comment_golden() -> None:
         "\n"
         "Check the file locally with `diffwise config validate .github/diffwise.yml`."
     )
+
+
+class FailingReader(MemoryReader):
+    def __init__(self, files: dict[tuple[str, str, str, str], str], error: Exception) -> None:
+        super().__init__(files)
+        self.error = error
+
+    async def read_file(self, owner: str, repo: str, path: str, ref: str | None) -> bytes | None:
+        if repo == "locked":
+            raise self.error
+        return await super().read_file(owner, repo, path, ref)
+
+
+def test_an_unreadable_extends_target_is_an_issue_but_retry_later_propagates() -> None:
+    files = {("acme", "api", PATH, "main"): "_extends: locked\nreview:\n  drafts: true\n"}
+    result = load(FailingReader(files, PermissionError("403")))
+    assert result.policy.review.drafts is True
+    [issue] = result.errors
+    assert issue.message == "acme/locked:.github/diffwise.yml could not be read (PermissionError)"
+    with pytest.raises(RetryLater):
+        load(FailingReader(files, RetryLater("rate limited")))
