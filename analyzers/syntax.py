@@ -817,24 +817,28 @@ def syntax_findings(syntax_map: SyntaxMap, changeset: ChangeSet) -> list[Finding
 # ---- changed symbols --------------------------------------------------------------------------------
 
 
-def _removal_points(changed: ChangedFile) -> list[tuple[int, int, bool]]:
-    """For each run of removed lines: (new line before it, new line after it, removed text was indented)."""
-    points: list[tuple[int, int, bool]] = []
+def _removal_points(changed: ChangedFile) -> tuple[list[int], set[int]]:
+    """Where runs of removed lines sat: the new-file line just before each run (sorted), and those of
+    runs whose text was indented (a body line removed right before the symbol's last line)."""
+    befores: list[int] = []
+    indented_befores: set[int] = set()
     for hunk in changed.hunks:
         prev_new = hunk.new_start - 1
         run_indented: bool | None = None
-        for ln in hunk.lines:
-            if ln.kind is LineKind.REMOVED:
+        for ln in (*hunk.lines, None):
+            if ln is not None and ln.kind is LineKind.REMOVED:
                 indented = ln.text[:1] in (" ", "\t")
                 run_indented = indented if run_indented is None else (run_indented or indented)
                 continue
             if run_indented is not None:
-                points.append((prev_new, ln.new or prev_new + 1, run_indented))
+                befores.append(prev_new)
+                if run_indented:
+                    indented_befores.add(prev_new)
                 run_indented = None
-            prev_new = ln.new or prev_new
-        if run_indented is not None:
-            points.append((prev_new, prev_new + 1, run_indented))
-    return points
+            if ln is not None and ln.new is not None:
+                prev_new = ln.new
+    befores.sort()
+    return befores, indented_befores
 
 
 def _changed_symbols(fs: FileSyntax, changed: ChangedFile) -> Iterable[ChangedSymbol]:
@@ -842,26 +846,18 @@ def _changed_symbols(fs: FileSyntax, changed: ChangedFile) -> Iterable[ChangedSy
         return []
     added = sorted(changed.added_lines)
     added_set = changed.added_lines
-    removals = _removal_points(changed)
+    befores, indented_befores = _removal_points(changed)
     out: list[ChangedSymbol] = []
     for sym in fs.symbols:
-        lo = bisect.bisect_left(added, sym.start_line)
-        hi = bisect.bisect_right(added, sym.end_line)
-        touched_added = hi - lo
-        touched = touched_added > 0 or any(
-            (sym.start_line <= before and after <= sym.end_line)
-            or (before == sym.end_line and indented and before > sym.start_line)
-            for before, after, indented in removals
-        )
-        if not touched:
+        start, end = sym.start_line, sym.end_line
+        touched_added = bisect.bisect_right(added, end) - bisect.bisect_left(added, start)
+        # a removal between two of the symbol's lines is inside it (the line after it is before+1)
+        removed_inside = bisect.bisect_left(befores, end) > bisect.bisect_left(befores, start)
+        removed_at_end = end in indented_befores and end > start
+        if not (touched_added or removed_inside or removed_at_end):
             continue
-        span = sym.end_line - sym.start_line + 1
         is_new = changed.status is FileStatus.ADDED or (
-            sym.start_line in added_set and touched_added * 2 >= span and not _removed_inside(sym, removals)
+            start in added_set and touched_added * 2 >= end - start + 1 and not removed_inside
         )
         out.append(ChangedSymbol(fs.path, sym, "added" if is_new else "modified"))
     return out
-
-
-def _removed_inside(sym: Symbol, removals: list[tuple[int, int, bool]]) -> bool:
-    return any(sym.start_line <= before and after <= sym.end_line for before, after, _ in removals)
