@@ -3,7 +3,13 @@
 Qualified names are dotted chains of enclosing named symbols: ``Cls.method``, ``outer.inner``,
 ``Cls.method.helper``. Anonymous functions (lambdas, callbacks, closures) are not symbols; a line inside
 one belongs to the nearest named symbol around it. Methods declared outside their type (Go receivers,
-C++ ``Type::name``, Rust ``impl Type``) get the type as their parent qualname.
+C++ ``Type::name``, Rust ``impl Type``) get the type as their parent qualname. Namespaces and packages
+are not part of qualnames; Ruby modules are (they nest like classes).
+
+Changed symbols: a symbol is touched when an added line falls in its span or lines were removed between
+two of its lines; it is "added" when the file is new, or its first line is added, at least half its span
+is added and nothing was removed inside it; otherwise "modified". Enclosing symbols of a touched one are
+touched too, so a change in ``Cls.method.helper`` lists all three.
 """
 
 from __future__ import annotations
@@ -122,6 +128,7 @@ class FileSyntax:
 class SyntaxMap:
     files: Mapping[str, FileSyntax]
     changeset: ChangeSet = field(default_factory=ChangeSet)
+    _changed: dict[str, tuple[ChangedSymbol, ...]] = field(default_factory=dict, repr=False, compare=False)
 
     def get(self, path: str) -> FileSyntax | None:
         return self.files.get(path)
@@ -138,10 +145,13 @@ class SyntaxMap:
         paths = [path] if path is not None else list(self.files)
         out: list[ChangedSymbol] = []
         for p in paths:
-            fs = self.files.get(p)
-            changed = self.changeset.get(p)
-            if fs is not None and changed is not None:
-                out.extend(_changed_symbols(fs, changed))
+            found = self._changed.get(p)
+            if found is None:
+                fs = self.files.get(p)
+                changed = self.changeset.get(p)
+                found = tuple(_changed_symbols(fs, changed)) if fs is not None and changed is not None else ()
+                self._changed[p] = found  # several analyzers ask; compute once per file
+            out.extend(found)
         return out
 
 
