@@ -1,10 +1,4 @@
-"""Context slices: for each hunk, the smallest enclosing symbol(s), bounded, rendered with new-file line numbers.
-
-A slice's text has one line per rendered source line, ``"+ 12 | code"`` for an added line and
-``"  13 | code"`` otherwise (the number is the new file's, right-aligned), and ``"     ⋮"`` where lines are
-left out to respect the bound. With ``include_removed`` the removed lines appear where they were, as
-``"-    | old code"`` (they have no new-file number).
-"""
+"""Context slices: for each hunk, the smallest enclosing symbol(s), bounded, with new-file line numbers."""
 
 from __future__ import annotations
 
@@ -22,6 +16,13 @@ ELISION = "⋮"
 
 @dataclass(frozen=True)
 class Slice:
+    """Source lines around a change, one text line per source line.
+
+    ``"+ 12 | code"`` for an added line, ``"  13 | code"`` otherwise (the new file's number,
+    right-aligned), ``"     ⋮"`` where lines are left out to respect the bound. With ``include_removed``
+    the removed lines appear where they were, as ``"-    | old code"`` (they have no new-file number).
+    """
+
     path: str
     start_line: int  # first and last new-file line rendered
     end_line: int

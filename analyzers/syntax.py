@@ -1,16 +1,4 @@
-"""The syntax map: head-version tree-sitter parses, symbols, enclosing scopes and changed symbols per file.
-
-Qualified names are dotted chains of enclosing named symbols: ``Cls.method``, ``outer.inner``,
-``Cls.method.helper``. Anonymous functions (lambdas, callbacks, closures) are not symbols; a line inside
-one belongs to the nearest named symbol around it. Methods declared outside their type (Go receivers,
-C++ ``Type::name``, Rust ``impl Type``) get the type as their parent qualname. Namespaces and packages
-are not part of qualnames; Ruby modules are (they nest like classes).
-
-Changed symbols: a symbol is touched when an added line falls in its span or lines were removed between
-two of its lines; it is "added" when the file is new, or its first line is added, at least half its span
-is added and nothing was removed inside it; otherwise "modified". Enclosing symbols of a touched one are
-touched too, so a change in ``Cls.method.helper`` lists all three.
-"""
+"""The syntax map: head-version tree-sitter parses, symbols, enclosing scopes and changed symbols per file."""
 
 from __future__ import annotations
 
@@ -50,6 +38,15 @@ class Param:
 
 @dataclass(frozen=True)
 class Symbol:
+    """A named class, function or method of the head version.
+
+    Qualified names are dotted chains of enclosing named symbols: ``Cls.method``, ``outer.inner``,
+    ``Cls.method.helper``. Anonymous functions (lambdas, callbacks, closures) are not symbols; a line
+    inside one belongs to the nearest named symbol around it. Methods declared outside their type (Go
+    receivers, C++ ``Type::name``, Rust ``impl Type``) get the type as their parent qualname. Namespaces
+    and packages are not part of qualnames; Ruby modules are (they nest like classes).
+    """
+
     kind: SymbolKind
     name: str
     qualname: str
@@ -75,6 +72,13 @@ class SyntaxIssue:
 
 @dataclass(frozen=True)
 class ChangedSymbol:
+    """A symbol the change touches: an added line in its span, or lines removed between two of its lines.
+
+    "added" when the file is new, or the symbol's first line is added, at least half its span is added
+    and nothing was removed inside it; otherwise "modified". The enclosing symbols of a touched symbol
+    are touched too, so a change in ``Cls.method.helper`` lists all three.
+    """
+
     path: str
     symbol: Symbol
     change: ChangeKind

@@ -1,10 +1,9 @@
-"""Benchmark: ChangeSet + syntax map (+ changed symbols, enclosing lookups, slices) on synthetic PRs of growing size.
+"""Benchmark: ChangeSet + syntax map on synthetic PRs of growing size and on a real CPython diff."""
 
-Run: ``python -m benchmarks.changeset [--sizes 20,100,500]``. Each size runs in a fresh subprocess so its peak
-RSS is its own. A PR of N files has 100 changed lines per file (50 replaced lines in ~400-line files),
-round-robin over Python, JavaScript, TypeScript, Go and Java. When pyenv's CPython 3.12.1 and 3.13.0 are
-installed, the real diff of their Lib/*.py (tests excluded) is measured too. Prints a markdown section.
-"""
+# Run: python -m benchmarks.changeset [--sizes 20,100,500]. Each size runs in a fresh subprocess so its peak
+# RSS is its own. A PR of N files has 100 changed lines per file (50 replaced lines in ~400-line files),
+# round-robin over Python, JavaScript, TypeScript, Go and Java. When pyenv's CPython 3.12.1 and 3.13.0 are
+# installed, the real diff of their Lib/*.py (tests excluded) is measured too. Prints a markdown section.
 
 from __future__ import annotations
 
