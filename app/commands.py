@@ -186,7 +186,8 @@ def help_text(app_slug: str = "diffwise", unknown: str | None = None) -> str:
         lines += ["**diffwise commands**", ""]
     lines += ["| command | what it does |", "|---|---|"]
     for name, (usage, what) in COMMANDS.items():
-        shown = f"/diffwise {name} {usage}".strip()
+        # GitHub splits table cells on `|` even inside code spans, unless it is escaped.
+        shown = f"/diffwise {name} {usage}".strip().replace("|", "\\|")
         lines.append(f"| `{shown}` | {what} |")
     lines += [
         "",
@@ -300,14 +301,16 @@ def failed_text() -> str:
 
 
 def _value(value: Any) -> str:
+    """A value for a table cell inside a code span: one line, no backticks, pipes escaped, bounded."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
         return "null"
     if isinstance(value, list):
-        return "[" + ", ".join(str(v) for v in value) + "]"
-    text = str(value).replace("\n", " ")
-    return text if len(text) <= 60 else text[:59] + "…"
+        value = "[" + ", ".join(str(v) for v in value) + "]"
+    text = str(value).replace("\n", " ").replace("`", "'")
+    text = text if len(text) <= 60 else text[:59] + "…"
+    return text.replace("|", "\\|")
 
 
 def config_text(

@@ -138,11 +138,11 @@ def test_help_golden() -> None:
         "| `/diffwise help` | show this list |\n"
         "| `/diffwise config` | show the effective policy for this pull request and where each value came from |\n"
         "| `/diffwise review` | review the current head again, in full |\n"
-        "| `/diffwise tests [path | path::function]` | suggest property-based tests now |\n"
+        "| `/diffwise tests [path \\| path::function]` | suggest property-based tests now |\n"
         "| `/diffwise explain [finding-id]` | explain a finding in more depth (in a finding's thread the id is "
         "optional) |\n"
         "| `/diffwise ask <question>` | ask a question about this pull request's change |\n"
-        "| `/diffwise ignore <finding-id | rule> [--repo]` | suppress a finding or a rule on this pull request |\n"
+        "| `/diffwise ignore <finding-id \\| rule> [--repo]` | suppress a finding or a rule on this pull request |\n"
         "| `/diffwise pause` | stop automatic reviews on this pull request |\n"
         "| `/diffwise resume` | restart automatic reviews on this pull request |\n"
         "\n"
@@ -232,3 +232,10 @@ def test_config_text_never_exceeds_githubs_limit() -> None:
     text = config_text(result.policy.to_data(), result.sources)
     assert len(text) <= 65_536
     assert text.startswith(REPLY_MARKER)
+
+
+def test_config_values_cannot_break_the_table() -> None:
+    result = load_policy_bytes(b"instructions: 'use `a | b` here'\npaths:\n  exclude: ['a|b']\n")
+    text = config_text(result.policy.to_data(), result.sources)
+    assert "| `instructions` | `use 'a \\| b' here` |" in text
+    assert "| `paths.exclude` | `[a\\|b]` |" in text
