@@ -1,4 +1,4 @@
-"""Smoke tests of the change model on real `git diff` output (golden cases live in test_diff.py)."""
+"""Smoke tests of the change model on real `git diff` output (golden cases live in test_diff_git.py)."""
 
 from __future__ import annotations
 
