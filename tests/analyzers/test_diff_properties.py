@@ -205,3 +205,22 @@ def test_any_input_gives_a_changeset_or_a_diff_error(pieces: list[str]) -> None:
                 assert (ln.new is None) == (ln.kind is LineKind.REMOVED)
     github = ChangeSet.from_github_files([{"filename": "x.py", "status": "modified", "changes": 1, "patch": text}])
     assert len(github.files) + len(github.skipped) == 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(old=LINES, new=LINES, context=st.integers(0, 3))
+def test_github_patch_and_unified_diff_agree(old: list[str], new: list[str], context: int) -> None:
+    """The same change read as a unified diff and as GitHub's header-less `patch` gives the same hunks."""
+    diff = "".join(
+        difflib.unified_diff(_text(old).splitlines(True), _text(new).splitlines(True), "a/f.txt", "b/f.txt", n=context)
+    )
+    if not diff:
+        return
+    patch = diff.split("\n", 2)[2].rstrip("\n")  # GitHub drops the ---/+++ lines and the final newline
+    from_diff = ChangeSet.from_unified_diff(diff).files[0]
+    added, removed = len(from_diff.added_lines), len(from_diff.removed_lines)
+    item = {"filename": "f.txt", "status": "modified", "additions": added, "deletions": removed, "patch": patch}
+    from_github = ChangeSet.from_github_files([item]).files[0]
+    assert from_github.hunks == from_diff.hunks
+    assert from_github.commentable("RIGHT") == from_diff.commentable("RIGHT")
+    assert from_github.commentable("LEFT") == from_diff.commentable("LEFT")
