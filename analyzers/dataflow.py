@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from tree_sitter import Node
+from tree_sitter import Language, Node, Query, QueryCursor
 
 
 class Level(IntEnum):
@@ -362,9 +362,10 @@ class _Assign:
 class Flow:
     """Taint evaluation over one parsed file; create one per file and reuse it for every sink."""
 
-    def __init__(self, spec: LanguageSpec, source: bytes) -> None:
+    def __init__(self, spec: LanguageSpec, source: bytes, language: Language | None = None) -> None:
         self.spec = spec
         self.source = source
+        self.language = language
         self._scopes: dict[int, dict[str, list[_Assign]]] = {}
         self._params: dict[int, frozenset[str]] = {}
         self._memo: dict[tuple[int, str, int], Value] = {}
@@ -590,21 +591,28 @@ class Flow:
             self._collect_names(child, out)
 
     def _assignments(self, func: Node | None, use: Node) -> dict[str, list[_Assign]]:
-        scope_node = func if func is not None else _root(use)
-        cached = self._scopes.get(scope_node.id if func is not None else -1)
+        key = func.id if func is not None else -1
+        cached = self._scopes.get(key)
         if cached is not None:
             return cached
+        scope_node = func if func is not None else _root(use)
         index: dict[str, list[_Assign]] = {}
         # published before the walk: constant folding inside the walk reads the assignments seen so far
-        self._scopes[scope_node.id if func is not None else -1] = index
-        body = scope_node
-        stack = [body]
+        self._scopes[key] = index
         spec = self.spec
-        while stack:
-            n = stack.pop()
+        skipped: list[tuple[int, int]] = []  # nested functions
+        gated: list[tuple[int, int, list[tuple[int, int]]]] = []  # (if/match span, its live parts)
+        for n in self._scope_nodes(scope_node):
+            if n.id == scope_node.id or _inside(n, skipped) or not _live(n, gated):
+                continue
             t = n.type
-            if n is not scope_node and t in spec.functions:
-                continue  # nested functions have their own scope
+            if t in spec.functions:
+                skipped.append((n.start_byte, n.end_byte))
+                continue
+            if spec is PYTHON and t in ("if_statement", "match_statement"):
+                live = self._live_parts(n) if t == "if_statement" else self._live_cases(n)
+                gated.append((n.start_byte, n.end_byte, [(p.start_byte, p.end_byte) for p in live]))
+                continue
             if t in spec.assignments:
                 lhs_f, rhs_f, aug = spec.assignments[t]
                 lhs = n.child_by_field_name(lhs_f)
@@ -616,17 +624,17 @@ class Flow:
                         )
             elif t in spec.calls:
                 self._mutation(n, func, index)
-            if t == "if_statement" and spec is PYTHON:
-                stack.extend(reversed(self._live_parts(n)))
-                continue
-            if t == "match_statement" and spec is PYTHON:
-                stack.extend(reversed(self._live_cases(n)))
-                continue
-            stack.extend(reversed(n.children))
         for entries in index.values():
             entries.sort(key=lambda a: a.start)
-        self._scopes[scope_node.id if func is not None else -1] = index
         return index
+
+    def _scope_nodes(self, scope: Node) -> list[Node]:
+        """Assignments, calls, functions and Python if/match nodes under `scope`, in source order."""
+        query = _scope_query(self.language, self.spec) if self.language is not None else None
+        if query is None:
+            return _walk(scope)
+        found = QueryCursor(query).captures(scope).get("n", [])
+        return sorted(found, key=lambda n: (n.start_byte, -n.end_byte))
 
     def _targets(self, lhs: Node) -> list[tuple[str, bool]]:
         """Names assigned by a left-hand side: plain names replace, subscripts/attributes of a name augment."""
@@ -811,6 +819,51 @@ class Flow:
                 out.append(cur.id)
             cur = cur.parent
         return tuple(out)
+
+
+_scope_queries: dict[tuple[int, int], Query | None] = {}
+
+
+def _scope_query(language: Language, spec: LanguageSpec) -> Query | None:
+    """One query that finds every node the scope index needs (compiled once per language)."""
+    key = (id(language), id(spec))
+    if key in _scope_queries:
+        return _scope_queries[key]
+    wanted = {*spec.assignments, *spec.calls, *spec.functions}
+    if spec is PYTHON:
+        wanted |= {"if_statement", "match_statement"}
+    kinds = []
+    for kind in sorted(wanted):
+        try:
+            Query(language, f"({kind}) @n")
+        except Exception:  # a node type this grammar version does not have
+            continue
+        kinds.append(f"({kind})")
+    query = Query(language, "[" + " ".join(kinds) + "] @n") if kinds else None
+    _scope_queries[key] = query
+    return query
+
+
+def _walk(scope: Node) -> list[Node]:
+    out: list[Node] = []
+    stack = [scope]
+    while stack:
+        n = stack.pop()
+        out.append(n)
+        stack.extend(reversed(n.children))
+    return out
+
+
+def _inside(node: Node, spans: list[tuple[int, int]]) -> bool:
+    return any(a <= node.start_byte and node.end_byte <= b for a, b in spans)
+
+
+def _live(node: Node, gated: list[tuple[int, int, list[tuple[int, int]]]]) -> bool:
+    """False when `node` sits in a branch that constant folding showed cannot run."""
+    for a, b, live in gated:
+        if a <= node.start_byte and node.end_byte <= b and not _inside(node, live):
+            return False
+    return True
 
 
 _NAME = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")

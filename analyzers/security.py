@@ -14,7 +14,7 @@ from analyzers.base import AnalyzerContext, Confidence, Finding, Fix
 from analyzers.dataflow import SPECS, Flow, Level, Value, join
 from analyzers.diff import FileStatus
 from analyzers.filtering import in_scope, lines_in_scope
-from analyzers.languages import detect_language, new_parser
+from analyzers.languages import detect_language, get_language, new_parser
 from analyzers.rulepack import CompiledPack, Condition, Rule, RuleMatch, pack_for, render
 from analyzers.secrets import redact
 
@@ -100,7 +100,7 @@ def scan_tree(
     spec = SPECS.get(language)
     if compiled is None or compiled.query is None or spec is None or len(source) > MAX_BYTES:
         return []
-    flow = Flow(spec, source)
+    flow = Flow(spec, source, get_language(language))
     ranges = _byte_ranges(source, lines) if lines is not None else None
     out: list[Finding] = []
     seen: Counter[tuple[str, str | None, str]] = Counter()
@@ -288,6 +288,9 @@ def _byte_ranges(source: bytes, lines: frozenset[int]) -> list[tuple[int, int]]:
     """Byte ranges covering the given 1-based lines, contiguous lines merged."""
     if not lines:
         return []
+    total = source.count(b"\n") + 1
+    if len(lines) >= total and min(lines) == 1:
+        return [(0, len(source))]  # a new file: every line is in scope
     starts = [0]
     pos = source.find(b"\n")
     while pos != -1:

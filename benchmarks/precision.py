@@ -27,7 +27,10 @@ sys.path.insert(0, str(ROOT))
 from analyzers.secrets import find_secrets  # noqa: E402
 from analyzers.security import scan_source  # noqa: E402
 
-DEFAULT_CORPORA = [ROOT / "tests" / "fixtures" / "security" / "corpus" / "python"]
+DEFAULT_CORPORA = [
+    ROOT / "tests" / "fixtures" / "security" / "corpus" / "owasp-python",
+    ROOT / "tests" / "fixtures" / "security" / "corpus" / "python",
+]
 
 # ruff's flake8-bandit codes carry no CWE in ruff's output; use the CWE Bandit gives the same check
 RUFF_CWE = {
