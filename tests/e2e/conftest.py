@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import hmac
@@ -103,20 +104,28 @@ class Harness:
             time.sleep(0.05)
 
 
-@pytest.fixture
-def harness(tmp_path: Path) -> Iterator[Harness]:
+@contextlib.contextmanager
+def running_harness(state_dir: Path, *, prefix: str = "") -> Iterator[Harness]:
+    """The fake GitHub (GHES-like under `prefix`) and the app, configured from the environment as in production."""
     jobs = pytest.importorskip("app.jobs")
     main = pytest.importorskip("app.main")
     keys = shared_app_keys()
-    fake = FakeGitHub(APP_ID, keys.public_pem)
+    fake = FakeGitHub(APP_ID, keys.public_pem, prefix=prefix)
     with serve_fake(fake) as api_url:
-        settings = Settings.for_tests(
-            app_id=APP_ID,
-            private_key=keys.private_pem,
-            webhook_secret=SECRET,
-            github_api_url=api_url,
-            state_dir=tmp_path / "state",
-        )
+        env = {
+            "APP_ID": str(APP_ID),
+            "PRIVATE_KEY": keys.private_pem,
+            "WEBHOOK_SECRET": SECRET,
+            "DIFFWISE_STATE_DIR": str(state_dir),
+            "LOG_LEVEL": "warning",
+        }
+        if prefix == "/api/v3":
+            host = api_url.split("://", 1)[1].split("/", 1)[0]
+            env |= {"GHE_HOST": host, "GHE_PROTOCOL": "http"}
+        else:
+            env["GITHUB_API_URL"] = api_url
+        settings = Settings.from_env(env, env_file=None)
+        assert settings.github_api_url.rstrip("/") == api_url
         policy = jobs.JobPolicy(debounce=0.0, poll=0.05, poll_max_delay=0.1, backoff_base=0.2, lock_retry=0.2)
         queue = jobs.JobQueue(settings, policy=policy)
         app = main.create_app(settings, queue=queue, worker=True)
@@ -125,3 +134,9 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
                 yield Harness(fake, app_url, settings, queue)
         finally:
             queue.close()
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Iterator[Harness]:
+    with running_harness(tmp_path / "state") as h:
+        yield h

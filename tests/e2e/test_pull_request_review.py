@@ -21,7 +21,7 @@ from app.github import GitHubApp
 from app.handlers.review import PlannedReview, ReviewTarget, plan_review, post_review
 from app.pipeline import Review
 from app.settings import Settings
-from tests.e2e.conftest import APP_ID, Harness, comment_payload, webhook_payload
+from tests.e2e.conftest import APP_ID, Harness, comment_payload, running_harness, webhook_payload
 from tests.fakes.github import FakeGitHub, FakePull, FakeRepo, commentable_lines, file_patch, shared_app_keys
 
 VULNERABLE = (
@@ -274,3 +274,28 @@ def test_a_refused_inline_position_falls_back_to_a_summary_only_review(tmp_path:
     assert review["body"].startswith("summary listing everything")
     assert repo.review_comments == []
     assert fake.count("POST", r"/reviews$") == 2
+
+
+def test_github_enterprise_server_from_ghe_host(tmp_path: Any) -> None:
+    with running_harness(tmp_path / "state", prefix="/api/v3") as ghes:
+        repo, pull = seed(ghes)
+        delivery, status = ghes.send("pull_request", webhook_payload("pull_request.opened.2", repo, pull))
+        assert status == 202
+        assert ghes.wait(delivery) == {delivery: "done"}
+        [review] = repo.reviews
+        assert review["event"] == "COMMENT"
+        assert ghes.settings.github_api_url.endswith("/api/v3")
+        assert ghes.fake.count("GET", r"^/repos/octo/service/pulls/1$") == 1  # the fake answers only under /api/v3
+
+
+def test_a_pull_request_over_300_files_is_reviewed_through_the_files_api(harness: Harness) -> None:
+    repo = harness.fake.add_repo("octo", "mono", installation_id=77)
+    head: dict[str, str | bytes | None] = {f"docs/page{i:03}.md": f"# Page {i}\n" for i in range(340)}
+    head["app/run.py"] = VULNERABLE
+    pull = harness.fake.add_pull(repo, 9, head=head, author="dev")
+    delivery, _ = harness.send("pull_request", webhook_payload("pull_request.opened.2", repo, pull))
+    assert harness.wait(delivery, timeout=90) == {delivery: "done"}
+    [review] = repo.reviews
+    assert harness.fake.count("GET", r"/pulls/9/files$") == 4  # 341 files, 100 per page
+    assert harness.fake.count("GET", r"/contents/(app|docs)/") == 300  # one read per file, capped
+    assert "limit of one review" in review["body"]
