@@ -60,8 +60,7 @@ class _Region:
     start: int
     end: int
     symbol: Symbol | None
-    focus_lo: int  # the changed lines inside it
-    focus_hi: int
+    points: list[int]  # the changed lines inside it, ascending
 
 
 def _file_slices(
@@ -70,21 +69,22 @@ def _file_slices(
     last_line = max(len(lines), 1)
     regions: list[_Region] = []
     for hunk in changed.hunks:
-        for lo, hi in _change_groups(hunk, fs):
-            lo, hi = min(max(lo, 1), last_line), min(max(hi, 1), last_line)
+        for group in _change_groups(hunk, fs):
+            points = sorted({min(max(p, 1), last_line) for p in group})
+            lo, hi = points[0], points[-1]
             symbol = _smallest_enclosing(fs, lo, hi)
             if symbol is not None:
                 start, end = symbol.start_line, min(symbol.end_line, last_line)
             else:
                 start, end = max(1, lo - CONTEXT_LINES), min(last_line, hi + CONTEXT_LINES)
-            regions.append(_Region(start, end, symbol, lo, hi))
+            regions.append(_Region(start, end, symbol, points))
     merged = _merge(regions)
     removed_after = _removed_by_position(changed) if include_removed else {}
     return [_render(changed, r, lines, max_lines, removed_after) for r in merged]
 
 
-def _change_groups(hunk: Hunk, fs: FileSyntax | None) -> list[tuple[int, int]]:
-    """The hunk's changed new-file lines, grouped by innermost symbol, as (first, last) ranges."""
+def _change_groups(hunk: Hunk, fs: FileSyntax | None) -> list[list[int]]:
+    """The hunk's changed new-file lines, grouped by innermost symbol (consecutive runs)."""
     points: list[int] = list(hunk.added)
     # a removal not replaced by added lines: the line just before it (or after it, at the file's top)
     prev_new = hunk.new_start - 1
@@ -100,14 +100,14 @@ def _change_groups(hunk: Hunk, fs: FileSyntax | None) -> list[tuple[int, int]]:
             prev_new = ln.new
     if not points:
         return []
-    groups: list[tuple[int, int]] = []
+    groups: list[list[int]] = []
     current_key: int | None = None
     for p in sorted(set(points)):
         key = fs.innermost_index(p) if fs is not None else -1
         if groups and key == current_key:
-            groups[-1] = (groups[-1][0], p)
+            groups[-1].append(p)
         else:
-            groups.append((p, p))
+            groups.append([p])
             current_key = key
     return groups
 
@@ -134,15 +134,9 @@ def _merge(regions: list[_Region]) -> list[_Region]:
                 symbol = last.symbol
             else:
                 symbol = None if last.symbol is not r.symbol else last.symbol
-            out[-1] = _Region(
-                last.start,
-                max(last.end, r.end),
-                symbol,
-                min(last.focus_lo, r.focus_lo),
-                max(last.focus_hi, r.focus_hi),
-            )
+            out[-1] = _Region(last.start, max(last.end, r.end), symbol, sorted({*last.points, *r.points}))
         else:
-            out.append(_Region(r.start, r.end, r.symbol, r.focus_lo, r.focus_hi))
+            out.append(_Region(r.start, r.end, r.symbol, list(r.points)))
     return out
 
 
@@ -166,22 +160,50 @@ def _removed_by_position(changed: ChangedFile) -> dict[int, list[str]]:
 
 
 def _visible(region: _Region, max_lines: int) -> list[tuple[int, int]]:
-    """Line ranges to show: the whole region if it fits, else its header plus a window on the change."""
+    """Line ranges to show: the whole region if it fits, else its header plus the widest windows around
+    every changed line that fit in `max_lines` (all changed lines are kept while they fit at all)."""
     if region.end - region.start + 1 <= max_lines:
         return [(region.start, region.end)]
-    header = (region.start, region.start + HEADER_LINES - 1) if region.symbol is not None else None
-    budget = max_lines - (HEADER_LINES if header else 0)
-    focus = region.focus_hi - region.focus_lo + 1
-    if focus >= budget:
-        lo, hi = region.focus_lo, region.focus_lo + budget - 1
-    else:
-        pad = (budget - focus) // 2
-        lo = max(region.start, region.focus_lo - pad)
-        hi = min(region.end, lo + budget - 1)
-        lo = max(region.start, hi - budget + 1)
-    if header is not None and lo <= header[1] + 1:
-        return [(region.start, min(region.end, region.start + max_lines - 1))]
-    return [r for r in (header, (lo, hi)) if r is not None]
+    header = [(region.start, min(region.end, region.start + HEADER_LINES - 1))] if region.symbol else []
+
+    def windows(pad: int) -> list[tuple[int, int]]:
+        spans = [(max(region.start, p - pad), min(region.end, p + pad)) for p in region.points]
+        return _union(header + spans)
+
+    lo, hi = 0, max_lines  # the widest padding that fits (the count only grows with the padding)
+    if _count(windows(0)) > max_lines:
+        return _truncate(windows(0), max_lines)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _count(windows(mid)) <= max_lines:
+            lo = mid
+        else:
+            hi = mid - 1
+    return windows(lo)
+
+
+def _union(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if out and lo <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def _count(ranges: list[tuple[int, int]]) -> int:
+    return sum(hi - lo + 1 for lo, hi in ranges)
+
+
+def _truncate(ranges: list[tuple[int, int]], budget: int) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for lo, hi in ranges:
+        if budget <= 0:
+            break
+        out.append((lo, min(hi, lo + budget - 1)))
+        budget -= out[-1][1] - lo + 1
+    return out
 
 
 def _render(

@@ -135,8 +135,14 @@ LINE = st.sampled_from(["def f():", "    x = 1", "    return x", "", "class A:",
 
 
 @settings(max_examples=60, deadline=None)
-@given(old=st.lists(LINE, max_size=40), new=st.lists(LINE, min_size=1, max_size=40), max_lines=st.integers(5, 60))
-def test_slices_show_true_lines_and_cover_every_added_line(old: list[str], new: list[str], max_lines: int) -> None:
+@given(
+    old=st.lists(LINE, max_size=120),
+    new=st.lists(LINE, min_size=1, max_size=120),
+    max_lines=st.integers(5, 60),
+)
+def test_slices_show_true_lines_and_every_changed_line_that_fits(
+    old: list[str], new: list[str], max_lines: int
+) -> None:
     old_text, new_text = "".join(x + "\n" for x in old), "".join(x + "\n" for x in new)
     cs = _diff("m.py", old_text, new_text)
     smap = build_syntax_map(cs, lambda p: new_text)
@@ -144,10 +150,23 @@ def test_slices_show_true_lines_and_cover_every_added_line(old: list[str], new: 
     shown: set[int] = set()
     for s in slices:
         numbers = _check_numbers(s, new_text)
-        assert len(numbers) <= max(max_lines, 5)
+        assert len(numbers) <= max_lines
         shown.update(s.changed)
         assert set(s.changed) <= set(numbers)
     for s, t in itertools.pairwise(slices):
         assert s.end_line < t.start_line  # merged: no two slices overlap
-    if cs.files and max_lines >= 60:
-        assert cs.files[0].added_lines <= shown  # nothing added is left out when the bound is loose
+    if cs.files:
+        f = cs.files[0]
+        if len(f.added_lines) + len(f.removed_lines) + 3 <= max_lines:
+            assert f.added_lines <= shown  # every changed line is kept while they fit
+
+
+def test_far_apart_changes_in_one_long_symbol_are_both_shown() -> None:
+    methods = "".join(f"    def m{i}(self):\n        return {i}\n\n" for i in range(100))
+    old = f"class Big:\n    limit = 1\n\n{methods}"
+    new = old.replace("    limit = 1\n", "    limit = 2\n").replace("        return 95\n", "        return -95\n")
+    slices = _slices("m.py", old, new, max_lines=30)
+    changed = {n for s in slices for n in s.changed}
+    assert changed == {2, 2 + 1 + 95 * 3 + 2}
+    for s in slices:
+        assert len(_check_numbers(s, new)) <= 30
