@@ -112,14 +112,23 @@ def path_included(policy: Any, path: str) -> bool:
     return any(_glob_match(path, p) for p in include) and not any(_glob_match(path, p) for p in exclude)
 
 
+def skip_reason(policy: Any, path: str) -> str | None:
+    helper = getattr(policy, "skip_reason", None)
+    if callable(helper):
+        reason = helper(path)
+        return str(reason) if reason else None
+    return None if path_included(policy, path) else "excluded by policy paths"
+
+
 def select_files(inp: ReviewInput, policy: Any) -> tuple[ChangeSet, list[Skipped], list[str]]:
     """Apply path filters, generated/vendored detection and size limits; return what remains."""
     notes: list[str] = []
     skipped: list[Skipped] = []
     changeset = inp.changeset
     for f in changeset.files:
-        if not path_included(policy, f.path):
-            skipped.append(Skipped(f.path, "excluded by policy paths"))
+        reason = skip_reason(policy, f.path)
+        if reason is not None:
+            skipped.append(Skipped(f.path, reason))
         elif len(f.added_lines) + len(f.removed_lines) > MAX_FILE_CHANGED_LINES:
             skipped.append(Skipped(f.path, f"too large ({len(f.added_lines)} added lines)"))
     paths = _section(policy, "paths")

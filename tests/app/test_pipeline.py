@@ -82,7 +82,7 @@ def test_ranking_puts_severity_first() -> None:
 
 
 def test_oversized_file_is_skipped_with_reason() -> None:
-    big = NEW + "#" * 2_000_000
+    big = NEW + "# a comment line that is long enough to add up\n" * 40_000
     cs = ChangeSet.from_unified_diff(DIFF)
     inp = ReviewInput(cs, {"m.py": big}.get, analyzers=[])
     r = asyncio.run(run_review(inp))
