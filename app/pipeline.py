@@ -397,6 +397,9 @@ async def _run_llm(
             instructions=instructions,
             path_instructions=path_instructions,
             prior_findings=list(prior),
+            repo=f"{pr.owner}/{pr.repo}" if pr else "",
+            pr_number=pr.number if pr else None,
+            head_sha=pr.head_sha if pr else "",
         )
         result = await inp.llm.review(request)
     except Exception as exc:  # degrade, don't fail: the analyzers' review still goes out
