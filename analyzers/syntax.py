@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import inspect
 import logging
 from collections.abc import Callable, Iterable, Mapping
@@ -24,6 +25,8 @@ ChangeKind = Literal["added", "modified"]
 
 # Files larger than this are not parsed (line-level analysis only), keeping memory bounded per file.
 MAX_PARSE_BYTES = 2_000_000
+# Source bytes whose trees the map keeps (about 20-35x in memory): bounds a 3,000-file PR's footprint.
+TREE_BUDGET_BYTES = 24_000_000
 MAX_ISSUES_PER_FILE = 20
 MAX_SIGNATURE_CHARS = 500
 
@@ -162,9 +165,20 @@ class SyntaxMap:
 # ---- building ---------------------------------------------------------------------------------------
 
 
-def build_syntax_map(changeset: ChangeSet, read_file: Callable[[str], str | None]) -> SyntaxMap:
-    """Parse the head version of every changed file once (removed files and unreadable ones are left out)."""
+def build_syntax_map(
+    changeset: ChangeSet,
+    read_file: Callable[[str], str | None],
+    *,
+    tree_budget_bytes: int = TREE_BUDGET_BYTES,
+) -> SyntaxMap:
+    """Parse the head version of every changed file once (removed files and unreadable ones are left out).
+
+    Trees are kept for the analyzers until the files parsed so far hold `tree_budget_bytes` of source
+    (a tree costs about 20-35 bytes per source byte); later files keep their symbols and errors but not
+    their tree (tree None), so analyzers that need one parse it themselves, one file at a time.
+    """
     files: dict[str, FileSyntax] = {}
+    kept = 0
     for changed in changeset.files:
         if changed.status is FileStatus.REMOVED or changed.is_binary:
             continue
@@ -172,10 +186,17 @@ def build_syntax_map(changeset: ChangeSet, read_file: Callable[[str], str | None
         if text is None:
             continue
         try:
-            files[changed.path] = parse_file(changed.path, text)
+            fs = parse_file(changed.path, text)
         except Exception:  # degrade, don't fail: one odd file costs its symbols, not the review
             log.exception("syntax map of %s failed; line-level analysis only", changed.path)
-            files[changed.path] = FileSyntax(changed.path, None, text.encode("utf-8", "replace"), None)
+            fs = FileSyntax(changed.path, None, text.encode("utf-8", "replace"), None)
+        if fs.tree is not None:
+            kept += len(fs.source)
+            if kept > tree_budget_bytes:
+                fs = dataclasses.replace(fs, tree=None)
+        files[changed.path] = fs
+    if kept > tree_budget_bytes:
+        log.info("syntax map: %d bytes of source exceed the tree budget; later files keep no tree", kept)
     return SyntaxMap(files, changeset)
 
 

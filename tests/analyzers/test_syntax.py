@@ -288,3 +288,16 @@ def test_an_extraction_bug_degrades_one_file(monkeypatch: pytest.MonkeyPatch) ->
     assert fs.tree is None
     assert smap.enclosing("m.py", 1) == ()
     assert smap.changed_symbols() == []
+
+
+def test_tree_budget_keeps_symbols_but_drops_trees_beyond_it() -> None:
+    texts = {f"m{i}.py": f"def f{i}(x):\n    return x\n" for i in range(3)}
+    diff = "".join(
+        f"--- /dev/null\n+++ b/{p}\n@@ -0,0 +1,2 @@\n+def f{i}(x):\n+    return x\n" for i, p in enumerate(texts)
+    )
+    cs = ChangeSet.from_unified_diff(diff)
+    size = len(texts["m0.py"])
+    smap = build_syntax_map(cs, texts.get, tree_budget_bytes=2 * size)
+    assert [smap.files[p].tree is not None for p in texts] == [True, True, False]
+    assert [s.qualname for s in smap.enclosing("m2.py", 2)] == ["f2"]
+    assert [c.change for c in smap.changed_symbols("m2.py")] == ["added"]
