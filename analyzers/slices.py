@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from analyzers.diff import ChangedFile, ChangeSet, FileStatus, Hunk, LineKind
-from analyzers.syntax import FileSyntax, Symbol, SyntaxMap
+from analyzers.syntax import FileSyntax, Symbol, SyntaxMap, split_lines
 
 DEFAULT_MAX_LINES = 120
 CONTEXT_LINES = 5  # around changes outside any symbol (or in a file without a grammar)
@@ -50,7 +50,7 @@ def context_slices(
             text = read_file(changed.path)
             if text is None:
                 continue
-            lines = text.splitlines()
+            lines = split_lines(text)
         out.extend(_file_slices(changed, fs, lines, max(max_lines, HEADER_LINES + 2), include_removed))
     return out
 

@@ -125,7 +125,7 @@ class FileSyntax:
 
     @cached_property
     def lines(self) -> list[str]:
-        return self.source.decode("utf-8", "replace").splitlines()
+        return split_lines(self.source.decode("utf-8", "replace"))
 
     def line_text(self, line: int) -> str:
         return self.lines[line - 1] if 1 <= line <= len(self.lines) else ""
@@ -160,6 +160,14 @@ class SyntaxMap:
                 self._changed[p] = found  # several analyzers ask; compute once per file
             out.extend(found)
         return out
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines as git and tree-sitter count them: split on "\\n" only (not form feeds or U+2028), CR dropped."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
 # ---- building ---------------------------------------------------------------------------------------

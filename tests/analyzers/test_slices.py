@@ -16,8 +16,13 @@ from analyzers.syntax import build_syntax_map
 NUMBERED = re.compile(r"^([+ -]) +(\d*) \| (.*)$")
 
 
+def _git_lines(text: str) -> list[str]:
+    """Lines with their ends, split on "\\n" only, as git does (str.splitlines also splits on form feeds)."""
+    return re.findall(r"[^\n]*\n|[^\n]+$", text)
+
+
 def _diff(path: str, old: str, new: str) -> ChangeSet:
-    text = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), f"a/{path}", f"b/{path}"))
+    text = "".join(difflib.unified_diff(_git_lines(old), _git_lines(new), f"a/{path}", f"b/{path}"))
     return ChangeSet.from_unified_diff(text)
 
 
@@ -29,9 +34,9 @@ def _slices(path: str, old: str, new: str, **kwargs: object) -> list[Slice]:
 
 def _check_numbers(s: Slice, new: str) -> list[int]:
     """Every numbered line shows exactly the new file's line; returns the numbers, which must ascend."""
-    lines = new.splitlines()
+    lines = new.split("\n")  # git's lines: form feeds and U+2028 do not end a line
     numbers: list[int] = []
-    for row in s.text.splitlines():
+    for row in s.text.split("\n"):
         m = NUMBERED.match(row)
         if m is None:
             assert row.strip() == "⋮"
@@ -131,7 +136,9 @@ def test_removed_and_unreadable_files_have_no_slices() -> None:
     assert context_slices(cs, None, lambda p: None) == []
 
 
-LINE = st.sampled_from(["def f():", "    x = 1", "    return x", "", "class A:", "    def m(self):", "        y = 2"])
+LINE = st.sampled_from(
+    ["def f():", "    x = 1", "    return x", "", "class A:", "    def m(self):", "        y = 2", "\x0c", "# a\u2028b"]
+)
 
 
 @settings(max_examples=60, deadline=None)

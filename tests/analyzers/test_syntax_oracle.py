@@ -87,7 +87,7 @@ def test_python_symbols_match_ast(module: str) -> None:
     for s in fs.symbols:
         got.setdefault(s.qualname, (s.kind, s.start_line, s.end_line, s.params))
     assert set(got) == set(expected)
-    lines = text.splitlines()
+    lines = text.split("\n")
     for qual, (kind, start, end, params) in expected.items():
         g_kind, g_start, g_end, g_params = got[qual]
         assert (g_kind, g_start) == (kind, start), qual
