@@ -253,3 +253,22 @@ def test_secrets_never_reach_the_logs(
     assert "registered GitHub App" in logged
     for secret in ("whsec-from-github", "c" * 40, "PRIVATE KEY"):
         assert secret not in logged
+
+
+def test_serve_wiring_writes_env_in_the_working_directory(
+    fake: ManifestFakeGitHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through web_routes' providers, as `diffwise serve` builds the app: `.env` lands in the working dir."""
+    from app import web_routes
+
+    monkeypatch.chdir(tmp_path)
+    with serve_fake(fake) as api_url:
+        settings = Settings.from_env({"GITHUB_API_URL": api_url, "DIFFWISE_STATE_DIR": str(tmp_path / "s")}, None)
+        app = create_app(settings, web_routes.collect(settings))
+        with serve_asgi(app, lifespan="on") as url, httpx.Client(base_url=url, follow_redirects=True) as browser:
+            action, manifest = _register_form(browser.get("/").text)
+            done = browser.post(action, data={"manifest": json.dumps(manifest)})
+            assert browser.get("/metrics").status_code == 200
+    assert done.status_code == 200
+    assert stat.S_IMODE((tmp_path / ".env").stat().st_mode) == 0o600
+    assert Settings.from_env({}, env_file=tmp_path / ".env").has_app_credentials
