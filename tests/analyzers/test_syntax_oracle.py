@@ -12,7 +12,10 @@ from hypothesis import strategies as st
 
 from analyzers.syntax import Param, parse_file
 
-STDLIB_MODULES = ["argparse", "dataclasses", "json.decoder", "textwrap", "fractions", "difflib", "inspect"]
+STDLIB_MODULES = [
+    "argparse", "dataclasses", "json.decoder", "textwrap", "fractions", "difflib", "inspect", "asyncio.locks",
+    "enum", "functools", "typing",
+]  # fmt: skip
 
 
 def _stdlib_source(module: str) -> tuple[str, str]:
