@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 
@@ -63,6 +64,9 @@ def run_serve(args: argparse.Namespace) -> int:
         timeout_keep_alive=60,
         server_header=False,
     )
+    # Startup objects (modules, settings, routes) never die: keep them out of every later full collection.
+    gc.collect()
+    gc.freeze()
     try:
         uvicorn.Server(config).run()
     finally:
