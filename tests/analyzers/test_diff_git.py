@@ -196,3 +196,15 @@ def test_file_modes(cases: ChangeSet) -> None:
     assert modes["gone.txt"] == ("100644", None)
     assert modes["ünï.txt"] == (None, "100644")
     assert modes["crlf.txt"] == ("100644", "100644")
+
+
+def test_git_show_and_format_patch_output(repo: Path) -> None:
+    (repo / "a.py").write_text("a = 1\n")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "base")
+    (repo / "a.py").write_text("a = 1\nb = 2\n")
+    _git(repo, "commit", "-qam", "Subject line\n\nBody mentioning --- a/x and +++ b/y and @@ -1 +1 @@")
+    for command in (["show", "--no-color", "HEAD"], ["format-patch", "-1", "--stdout", "HEAD"]):
+        out = subprocess.run(["git", "-C", str(repo), *command], capture_output=True, check=True).stdout
+        cs = ChangeSet.from_unified_diff(out)
+        assert [(f.path, f.added_lines) for f in cs.files] == [("a.py", frozenset({2}))], command
