@@ -137,12 +137,13 @@ class GitHubApp:
         cache_strategy: BaseCacheStrategy | None = None,
         timeout: float = 30.0,
     ) -> None:
-        if not getattr(settings, "app_id", None) or not getattr(settings, "private_key", None):
+        app_id, private_key = getattr(settings, "app_id", None), getattr(settings, "private_key", None)
+        if not app_id or not private_key:
             raise ValueError("GitHub App credentials missing: set APP_ID and PRIVATE_KEY (or PRIVATE_KEY_PATH)")
         self.settings = settings
         self.base_url = api_base_url(settings)
         self.retry = retry or RetryPolicy()
-        self._auth = AppAuthStrategy(str(settings.app_id), settings.private_key)
+        self._auth = AppAuthStrategy(str(app_id), private_key)
         self._cache = cache_strategy or MemCacheStrategy()
         self._transport = transport
         self._timeout = timeout

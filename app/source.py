@@ -147,7 +147,7 @@ class GitHubSource:
                     f"{self.owner}/{self.repo}#{number}: diff too large for the diff media type"
                 ) from exc
             raise
-        return response.text
+        return str(response.text)
 
     async def compare(self, base: str, head: str) -> ChangeSet:
         response = await self._get(f"{self._base}/compare/{base}...{head}")
@@ -169,7 +169,7 @@ class GitHubSource:
             raise
         if response.headers.get("content-type", "").startswith("application/json"):
             return None  # a directory listing, not a file
-        return response.content
+        return bytes(response.content)
 
     async def read_text(self, path: str, ref: str) -> FileText:
         data = await self.read_bytes(path, ref)
