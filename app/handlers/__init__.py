@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from app.routing import Router
 
 # Feature modules in dispatch order; each exposes `router` or `make_router()`. Modules not written yet are skipped.
-FEATURES = ("review", "commands", "feedback", "installation")
+FEATURES = ("review", "commands", "feedback", "installation", "outcomes")
 
 
 def routers() -> list[Router]:
