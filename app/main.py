@@ -11,6 +11,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -18,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.jobs import JobQueue
 from app.settings import Settings
-from app.webhooks import GroupCommitter, WebhookReceiver
+from app.webhooks import MAX_BODY, GroupCommitter, WebhookReceiver
 
 log = logging.getLogger("diffwise.server")
 
@@ -26,11 +27,12 @@ log = logging.getLogger("diffwise.server")
 class WebhookFastPath:
     """Hands POST $WEBHOOK_PATH straight to the receiver, skipping routing and exception middleware.
 
-    The same receiver is also a normal route, so other methods still get Starlette's 405.
+    The same receiver is also a normal route, so other methods still get Starlette's 405. Every other
+    request gets Starlette's body limit (the receiver enforces the same 25 MiB cap itself, streaming).
     """
 
     def __init__(self, app: ASGIApp, path: str, receiver: WebhookReceiver) -> None:
-        self._app = app
+        self._app = RequestBodyLimitMiddleware(app, MAX_BODY)
         self._path = path
         self._receiver = receiver
 

@@ -300,3 +300,16 @@ def test_route_providers_are_collected_and_missing_ones_skipped(settings: Settin
     assert [getattr(r, "path", None) for r in routes] == ["/metrics"]
     with pytest.raises(AttributeError):
         web_routes.collect(settings, ("app.metrics:no_such_function",))
+
+
+def test_other_routes_get_the_same_body_cap(settings: Settings, queue: JobQueue) -> None:
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def echo(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(str(len(await request.body())))
+
+    with TestClient(create_app(settings, [Route("/echo", echo, methods=["POST"])], queue=queue)) as c:
+        assert c.post("/echo", content=b"x" * 1000).text == "1000"
+        assert c.post("/echo", content=b"x" * (25 * 1024 * 1024 + 1)).status_code == 413
