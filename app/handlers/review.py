@@ -71,10 +71,9 @@ async def review_pull_request(ctx: Context) -> None:
     event_pr = ctx.payload.pull_request
     if event_pr is None:
         return
-    # Cheap checks first, from the payload alone: no API call for a draft or a closed PR.
-    reason = skip_reason(event_pr, None, None)
-    if reason is not None:
-        ctx.log.info("skipping #%s: %s", event_pr.number, reason)
+    # A closed PR costs no API call; drafts need the policy first (`review.drafts` may allow them).
+    if not event_pr.is_open:
+        ctx.log.info("skipping #%s: pull request is %s", event_pr.number, event_pr.state)
         return
     policy = await ctx.config()
     reason = skip_reason(event_pr, policy, ctx.action)

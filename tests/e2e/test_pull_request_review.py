@@ -16,9 +16,9 @@ from analyzers.base import Confidence, Finding, Severity
 from analyzers.diff import ChangeSet
 from app.comments import SUMMARY_MARKER
 from app.context import Context
-from app.events import parse_event
+from app.events import PullRequest, parse_event
 from app.github import GitHubApp
-from app.handlers.review import PlannedReview, ReviewTarget, plan_review, post_review
+from app.handlers.review import PlannedReview, ReviewTarget, plan_review, post_review, skip_reason
 from app.pipeline import Review
 from app.settings import Settings
 from tests.e2e.conftest import APP_ID, Harness, comment_payload, running_harness, webhook_payload
@@ -299,3 +299,48 @@ def test_a_pull_request_over_300_files_is_reviewed_through_the_files_api(harness
     assert harness.fake.count("GET", r"/pulls/9/files$") == 4  # 341 files, 100 per page
     assert harness.fake.count("GET", r"/contents/(app|docs)/") == 300  # one read per file, capped
     assert "limit of one review" in review["body"]
+
+
+def test_a_policy_that_allows_drafts_gets_them_reviewed(harness: Harness) -> None:
+    repo, pull = seed(harness, draft=True)
+    harness.fake.set_file(repo, "main", ".github/diffwise.yml", "review:\n  drafts: true\n")
+    delivery, _ = harness.send("pull_request", webhook_payload("pull_request.opened.2", repo, pull))
+    harness.wait(delivery)
+    assert len(repo.reviews) == 1
+
+
+def _pr(**fields: Any) -> PullRequest:
+    base = {"number": 1, "state": "open", "draft": False, "user": {"login": "dev", "type": "User"}}
+    return PullRequest.model_validate(base | fields)
+
+
+def _policy(**review: Any) -> SimpleNamespace:
+    defaults = {
+        "auto": True,
+        "on": ["opened", "synchronize"],
+        "drafts": False,
+        "ignore_authors": ["mallory"],
+        "ignore_bots": True,
+        "skip_labels": ["diffwise:skip"],
+    }
+    return SimpleNamespace(review=SimpleNamespace(**(defaults | review)))
+
+
+@pytest.mark.parametrize(
+    ("pr", "policy", "action", "expected"),
+    [
+        (_pr(), _policy(), "opened", None),
+        (_pr(state="closed"), _policy(), "opened", "pull request is closed"),
+        (_pr(draft=True), _policy(), "opened", "draft pull request"),
+        (_pr(draft=True), _policy(drafts=True), "opened", None),
+        (_pr(), _policy(auto=False), "opened", "automatic review is off in the policy"),
+        (_pr(), _policy(), "reopened", "policy does not review on reopened"),
+        (_pr(user={"login": "mallory"}), _policy(), "opened", "author mallory is ignored by the policy"),
+        (_pr(user={"login": "dependabot[bot]", "type": "Bot"}), _policy(), "opened", "author dependabot[bot] is a bot"),
+        (_pr(user={"login": "dependabot[bot]", "type": "Bot"}), _policy(ignore_bots=False), "opened", None),
+        (_pr(labels=[{"name": "diffwise:skip"}]), _policy(), "opened", "labelled diffwise:skip"),
+        (_pr(draft=True), None, None, "draft pull request"),
+    ],
+)
+def test_skip_reason(pr: PullRequest, policy: Any, action: str | None, expected: str | None) -> None:
+    assert skip_reason(pr, policy, action) == expected
