@@ -299,3 +299,15 @@ async def test_installations_and_their_repositories(client: httpx.AsyncClient) -
     auth = await token_for(client, 8)
     repos = (await client.get("/installation/repositories", headers=auth)).json()
     assert [r["full_name"] for r in repos["repositories"]] == ["other/private"]
+
+
+async def test_seeded_threads_and_reactions_are_served(fake: FakeGitHub, client: httpx.AsyncClient) -> None:
+    repo = fake.repo("octo/hello")
+    root = fake.add_review_comment(repo, 1, "finding", path="a.py", line=20)
+    reply = fake.add_review_comment(repo, 1, "thanks", path="a.py", line=20, user="dev", in_reply_to=root["id"])
+    fake.add_reaction(repo, "pull_request_review_comment", root["id"], "-1", user="dev")
+    auth = await token_for(client)
+    listed = (await client.get("/repos/octo/hello/pulls/1/comments", headers=auth)).json()
+    assert [(c["id"], c["user"]["type"]) for c in listed] == [(root["id"], "Bot"), (reply["id"], "User")]
+    assert listed[1]["in_reply_to_id"] == root["id"]
+    assert repo.reactions[0]["user"]["login"] == "dev"

@@ -9,6 +9,11 @@ Seeding::
     fake.set_file(repo, "main", ".github/diffwise.yml", "llm:\\n  enabled: false\\n")
     pr = fake.add_pull(repo, 1, base={"a.py": "x = 1\\n"}, head={"a.py": "x = 2\\n"}, title="t", author="dev")
     repo.collaborators["dev"] = "write"
+    fake.add_issue_comment(repo, 1, "/diffwise help", user="dev")
+    root = fake.add_review_comment(repo, 1, "finding", path="a.py", line=1)   # the bot's, by default
+    fake.add_review_comment(repo, 1, "thanks", path="a.py", line=1, user="dev", in_reply_to=root["id"])
+    fake.add_reaction(repo, "pull_request_review_comment", root["id"], "-1", user="dev")
+    fake.push(repo, 1, {"a.py": "x = 3\n"})                    # a new head commit (what `synchronize` says)
     fake.fail_next(2, status=502)                               # fault injection for the next N requests
     fake.fail_next(1, status=403, retry_after=3, secondary=True)
 
@@ -919,6 +924,38 @@ class FakeGitHub:
         }
         repo.issue_comments.append(comment)
         return comment
+
+    def user(self, login: str) -> dict[str, Any]:
+        """GitHub's user object for `login` (a `[bot]` suffix makes it a Bot)."""
+        return self._user(login)
+
+    def add_review_comment(
+        self,
+        repo: FakeRepo,
+        number: int,
+        body: str,
+        *,
+        path: str,
+        line: int,
+        side: str = "RIGHT",
+        user: str = BOT_LOGIN,
+        in_reply_to: int | None = None,
+        review_id: int | None = None,
+        commit_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Seed a review comment (or a reply in its thread) as if `user` had written it; no position check."""
+        pull = repo.pulls[number]
+        fields = {"body": body, "path": path, "line": line, "side": side, "in_reply_to": in_reply_to, "_user": user}
+        return self._store_review_comment(repo, pull, fields, review_id, commit_id or pull.head_sha)
+
+    def add_reaction(
+        self, repo: FakeRepo, subject: str, subject_id: int, content: str, user: str = "octocat"
+    ) -> dict[str, Any]:
+        """Seed a reaction; subject is "issue", "issue_comment" or "pull_request_review_comment"."""
+        reaction = {"id": self.next_id(), "content": content, "subject": subject, "subject_id": subject_id}
+        reaction["user"] = self._user(user)
+        repo.reactions.append(reaction)
+        return reaction
 
     async def _create_issue_comment(self, request: Request, body: Any, owner: str, repo: str, n: str) -> Response:
         text = (body or {}).get("body")
