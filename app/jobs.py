@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import pickle
 import socket
 import sqlite3
 import threading
@@ -25,6 +26,7 @@ from typing import Any
 
 from huey import RedisHuey, SqliteHuey, crontab
 from huey.consumer import Consumer
+from huey.serializer import Serializer
 from huey.storage import SqliteStorage
 
 from app.deliveries import RETENTION_SECONDS, DeadLetters, Head, Ledger, RedisLedger, SqliteLedger
@@ -165,6 +167,7 @@ class JobQueue:
         self._dead_letters = dead_letters
         self._time_job = _job_timer()
         self._task = self.huey.task(name=TASK_NAME)(self.process)
+        self._template = self._message_template()
         self.huey.periodic_task(crontab(), name="diffwise.reclaim")(self.reclaim)
 
     # -- producer side -------------------------------------------------------------------------------------
@@ -183,8 +186,31 @@ class JobQueue:
         return int(self.huey.pending_count()) + int(self.huey.scheduled_count())
 
     def _encode(self, delivery: Delivery, debounced: bool = False) -> bytes:
+        if self._template is not None:
+            message = self._template._replace(
+                id=os.urandom(16).hex(), args=(delivery,), kwargs={"debounced": debounced}
+            )
+            return pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
         task = self._task.s(delivery, debounced=debounced)
         return bytes(self.huey.serialize_task(task))
+
+    def _message_template(self) -> Any:
+        """huey's message for our task, to fill in per delivery: the receiver's encode drops from ~11 to ~3 µs.
+
+        Used only if huey reads a filled-in template back exactly as its own encoding (plain pickle,
+        same task, same arguments); otherwise `_encode` goes through huey's Task and serializer.
+        """
+        try:
+            sample = Delivery("template", "ping", b"{}", "", 0.0)
+            template = self.huey._registry.create_message(self._task.s(sample))
+            if type(self.huey.serializer) is not Serializer or self.huey.serializer.comp:
+                return None
+            probe = template._replace(id="probe", args=(sample,), kwargs={"debounced": True})
+            task = self.huey.deserialize_task(pickle.dumps(probe, pickle.HIGHEST_PROTOCOL))
+            ok = (task.id, task.args, task.kwargs, task.name) == ("probe", (sample,), {"debounced": True}, TASK_NAME)
+        except Exception:
+            return None
+        return template if ok else None
 
     # -- consumer side -------------------------------------------------------------------------------------
 

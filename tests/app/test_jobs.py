@@ -400,3 +400,21 @@ def test_finished_deliveries_are_forgotten_after_the_dedupe_window(make_queue: C
     else:
         assert removed == 2
         assert q.submit(old) is True  # outside the window a redelivery is new again
+
+
+def test_the_fast_encoding_is_what_huey_itself_would_read(make_queue: Callable[..., JobQueue]) -> None:
+    q = make_queue(Recorder())
+    assert q._template is not None  # the fast path is in use with this huey
+    d = delivery("enc-1")
+    fast = q.huey.deserialize_task(q._encode(d, debounced=True))
+    template, q._template = q._template, None
+    slow = q.huey.deserialize_task(q._encode(d, debounced=True))
+    q._template = template
+    assert (fast.name, fast.args, fast.kwargs, fast.eta, fast.retries) == (
+        slow.name,
+        slow.args,
+        slow.kwargs,
+        slow.eta,
+        slow.retries,
+    )
+    assert fast.id != q.huey.deserialize_task(q._encode(d)).id  # a fresh id per message
