@@ -150,3 +150,15 @@ def test_connection_refused_becomes_retry_later() -> None:
     gh_app = GitHubApp(settings_for(fake, base_url), retry=FAST)
     with pytest.raises(RetryLater):
         get_repo(gh_app)
+
+
+def test_timeouts_are_retried_briefly_then_rescheduled() -> None:
+    fake = make_fake()
+    with serve_fake(fake) as base_url:
+        gh_app = GitHubApp(settings_for(fake, base_url), retry=FAST, timeout=0.2)
+        get_repo(gh_app)
+        fake.fail_next(1, status=200, delay=0.5)  # one slow answer: the retry gets through
+        assert get_repo(gh_app)["name"] == "hello"
+        fake.fail_next(10, status=200, delay=0.5)  # GitHub hangs: hand the job back to the queue
+        with pytest.raises(RetryLater, match="timeout"):
+            get_repo(gh_app)

@@ -38,6 +38,7 @@ app hook deliveries list/redeliver.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import difflib
@@ -167,6 +168,7 @@ class Fault:
     retry_after: int | None = None
     secondary: bool = False
     path: str | None = None  # regex; None = any request
+    delay: float = 0.0  # seconds to wait before answering (a slow or hanging GitHub)
 
 
 @dataclass
@@ -346,9 +348,13 @@ class FakeGitHub:
         retry_after: int | None = None,
         secondary: bool = False,
         path: str | None = None,
+        delay: float = 0.0,
     ) -> None:
-        """Answer the next `count` matching requests with `status` (403+secondary, 429, 5xx...)."""
-        self.faults.append(Fault(count, status, retry_after, secondary, path))
+        """Answer the next `count` matching requests with `status` (403+secondary, 429, 5xx...) after `delay` s.
+
+        `status=200` with a delay makes the requests slow but otherwise normal (client timeouts).
+        """
+        self.faults.append(Fault(count, status, retry_after, secondary, path, delay))
 
     # ---- inspecting -----------------------------------------------------------------------
     def count(self, method: str | None = None, path: str | None = None) -> int:
@@ -431,7 +437,11 @@ class FakeGitHub:
         )
         fault = self._take_fault(path)
         if fault is not None:
-            return fault
+            delay, response = fault
+            if delay:
+                await asyncio.sleep(delay)
+            if response is not None:
+                return response
         for method, pattern, auth, handler in self._routes:
             m = pattern.match(path)
             if m is None or method != request.method:
@@ -443,7 +453,7 @@ class FakeGitHub:
             return await handler(request, payload, **params)
         return _error(404, "Not Found")
 
-    def _take_fault(self, path: str) -> Response | None:
+    def _take_fault(self, path: str) -> tuple[float, Response | None] | None:
         with self._lock:
             for fault in self.faults:
                 if fault.remaining > 0 and (fault.path is None or re.search(fault.path, path)):
@@ -451,6 +461,9 @@ class FakeGitHub:
                     break
             else:
                 return None
+        return fault.delay, (None if fault.status < 400 else self._fault_response(fault))
+
+    def _fault_response(self, fault: Fault) -> Response:
         headers: dict[str, str] = {}
         if fault.retry_after is not None:
             headers["Retry-After"] = str(fault.retry_after)
