@@ -40,6 +40,7 @@ class Limits:
     memory_bytes: int = 2 << 30  # address space
     file_bytes: int = 64 << 20  # the largest file a test may write
     open_files: int = 256
+    mutants_per_test: int = 3  # mutants of the changed lines each kept test of a modified function meets
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,14 @@ settings.load_profile("diffwise-sandbox")
 
 # Replaces the module under test by a mutant before any test imports it.
 MUTANT_CONFTEST = """
+from hypothesis import Phase
+
+# against a mutant only "does a test fail" matters: no shrinking
+settings.register_profile(
+    "diffwise-mutant", derandomize=True, database=None, phases=[Phase.explicit, Phase.reuse, Phase.generate]
+)
+settings.load_profile("diffwise-mutant")
+
 import importlib
 import importlib.util
 import pathlib
@@ -514,9 +523,6 @@ def verify_suggestions(
     return TestSuggestions(tuple(kept), tuple(notes), tuple(findings))
 
 
-MUTANTS_PER_TEST = 3
-
-
 def _rank_by_mutants(
     kept: list[SuggestedTest], checkout: Path, work: Path, limits: Limits | None, notes: list[str]
 ) -> list[SuggestedTest]:
@@ -528,7 +534,8 @@ def _rank_by_mutants(
         target = test.targets[0]
         try:
             source = (checkout / target.path).read_text()
-            found = mutants(source, target.function, lines=set(test.mutation_lines), limit=MUTANTS_PER_TEST)
+            limit = (limits or Limits()).mutants_per_test
+            found = mutants(source, target.function, lines=set(test.mutation_lines), limit=limit) if limit else []
         except (OSError, SyntaxError, ValueError, UnicodeDecodeError):
             continue
         if not found:

@@ -79,7 +79,7 @@ def test_generated_modules_run_and_pass(tmp_path: Path) -> None:
 
 def test_planted_bug_becomes_a_finding_with_a_reproducer(tmp_path: Path) -> None:
     repo = _repo(tmp_path, "buggy")
-    verifier = sandbox.make_verifier(repo, sandbox.Limits(timeout_s=120))
+    verifier = sandbox.make_verifier(repo, sandbox.Limits(timeout_s=120, mutants_per_test=0))
     result = testgen.synthesize_tests(_request(repo, verifier=verifier))
     assert result.findings, result.notes
     by_family = {f.extra["family"]: f for f in result.findings if f.symbol == "rle_decode"}
