@@ -466,7 +466,13 @@ WIDTH_PARAMS = re.compile(r"^(width|max_?width|max_?len|maxlen|max_?length|limit
 
 
 def _guarded_test(
-    call: Call, module: ModuleInfo, family: str, suffix: str, checks: Sequence[str], max_examples: int, pre=()
+    call: Call,
+    module: ModuleInfo,
+    family: str,
+    suffix: str,
+    checks: Sequence[str],
+    max_examples: int,
+    pre: Sequence[str] = (),
 ) -> PropertyTest:
     info = call.info
     lines = [*pre, *_guarded_call(call, module), *checks]

@@ -389,8 +389,8 @@ def _from_annotation(node: ast.expr, module: ModuleInfo | None, depth: int) -> S
             if last in module.records:
                 return _builds(module.records[last], module, depth)
         if last in _SIMPLE:
-            code, kind = _SIMPLE[last]
-            return Strategy(code, kind, True)
+            code, simple_kind = _SIMPLE[last]
+            return Strategy(code, simple_kind, True)
         if module is not None and "." not in full and full in module.bound_names and full not in module.classes:
             return Strategy(f"st.from_type({MODULE_ALIAS}.{full})", "any", False)
         return None
@@ -408,8 +408,8 @@ def _from_annotation(node: ast.expr, module: ModuleInfo | None, depth: int) -> S
             if len(values) != len(args) or not values:
                 return None
             kinds = {type(v.value).__name__ for v in values}
-            kind: StrategyKind = _kind_of(kinds.pop()) if len(kinds) == 1 else "any"
-            return Strategy(f"st.sampled_from([{', '.join(repr(v.value) for v in values)}])", kind, True)
+            literal_kind: StrategyKind = _kind_of(kinds.pop()) if len(kinds) == 1 else "any"
+            return Strategy(f"st.sampled_from([{', '.join(repr(v.value) for v in values)}])", literal_kind, True)
         if base in _SEQUENCES | _SETS | _ITERATORS and len(args) == 1:
             elem = _from_annotation(args[0], module, depth + 1)
             if elem is None:
