@@ -16,7 +16,7 @@ from app.settings import Settings
 
 log = logging.getLogger("diffwise.web")
 
-PROVIDERS: tuple[str, ...] = ("app.registration:routes", "app.metrics:routes")
+PROVIDERS: tuple[str, ...] = ("app.registration:routes", "app.metrics:routes", "app.dashboard:routes")
 
 
 def collect(settings: Settings, providers: Sequence[str] = PROVIDERS) -> list[BaseRoute]:
