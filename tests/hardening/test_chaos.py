@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -14,9 +16,14 @@ import pytest
 from app.comments import SUMMARY_MARKER
 from app.jobs import JobQueue
 from app.settings import Settings
+from tests.e2e.conftest import webhook_payload
+from tests.fakes.anthropic import Fail, FakeAnthropic, Reply
+from tests.fakes.github import free_port
 from tests.hardening.conftest import (
     TERMINAL,
+    InProcess,
     finding_markers,
+    in_process,
     opened_body,
     post,
     process_stack,
@@ -100,3 +107,114 @@ def test_kill_9_of_the_worker_across_100_reviews(tmp_path: Path) -> None:
     result = run_kill_chaos(tmp_path, n=100, kills=25, seed=2026)
     assert_one_review_each(result)
     assert result["kills"] >= 10
+
+
+# ---- GitHub answering 502, 403 secondary rate limits with Retry-After, and timeouts -------------------------
+
+
+class Stall:
+    """ASGI wrapper in front of the fake GitHub: the next `count` requests matching `path` wait `seconds` first."""
+
+    def __init__(self, app: Any, path: str, count: int, seconds: float) -> None:
+        self.app, self.path, self.remaining, self.seconds = app, re.compile(path), count, seconds
+        self.stalled: list[str] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and self.remaining > 0 and self.path.search(scope["path"]):
+            self.remaining -= 1
+            self.stalled.append(scope["path"])
+            await asyncio.sleep(self.seconds)
+        await self.app(scope, receive, send)
+
+
+def attempts(h: InProcess, delivery_id: str) -> int:
+    rows = h.queue.huey.storage.sql("select attempts from delivery where id = ?", (delivery_id,), results=True)
+    return int(rows[0][0])
+
+
+def _review_all(h: InProcess, n: int, *, timeout: float) -> tuple[Any, list[str]]:
+    repo, pulls = seed_pulls(h.fake, n)
+    deliveries = [h.send("pull_request", webhook_payload("pull_request.opened.2", repo, p))[0] for p in pulls]
+    states = h.wait(*deliveries, timeout=timeout)
+    assert set(states.values()) == {"done"}, states
+    assert review_numbers(repo) == [p.number for p in pulls]
+    return repo, deliveries
+
+
+def test_github_502s_and_secondary_rate_limits_still_get_every_review_posted(tmp_path: Path) -> None:
+    with in_process(tmp_path / "state") as h:
+        fake = h.fake
+        fake.fail_next(2, status=502, path=r"/pulls/1$")  # retried in the worker (1 s, 2 s backoff)
+        fake.fail_next(1, status=502, path=r"/pulls/2/reviews$")
+        # three secondary rate limits in a row: two short inline waits, then the job goes back to the queue
+        # (RetryLater, at least 5 s) and runs again later
+        fake.fail_next(3, status=403, retry_after=1, secondary=True, path=r"/repos/octo/svc/contents/svc/m3\.py$")
+        repo, deliveries = _review_all(h, 3, timeout=45)
+        assert all(f.remaining == 0 for f in fake.faults)
+        assert len(repo.reviews) == 3
+        assert [attempts(h, d) for d in deliveries] == [1, 1, 2]  # only the rate-limited job ran twice
+
+
+@pytest.mark.slow
+def test_github_timeouts_and_persistent_502s_reschedule_the_job(tmp_path: Path) -> None:
+    stall: list[Stall] = []
+
+    def slow(app: Any) -> Any:
+        stall.append(Stall(app, r"/pulls/1/files$", 1, 31.0))  # past githubkit's 30 s read timeout
+        return stall[0]
+
+    with in_process(tmp_path / "state", github_app=slow) as h:
+        h.fake.fail_next(3, status=502, path=r"/pulls/2$")  # two inline retries, then RetryLater(30 s)
+        h.fake.fail_next(1, status=403, retry_after=11, secondary=True, path=r"/pulls/3/files$")  # > 10 s: requeued
+        repo, _ = _review_all(h, 3, timeout=150)
+        assert stall[0].stalled == ["/repos/octo/svc/pulls/1/files"]
+        assert len(repo.reviews) == 3
+
+
+# ---- Anthropic answering 429 / 529 / timing out: the analyzer review still goes out --------------------------
+
+
+def _llm_failures(body: dict[str, Any]) -> Fail | Reply:
+    """Per PR (by file name in the prompt): 429 with a long Retry-After, 529 overloaded, or a 500."""
+    text = json.dumps(body)
+    if "svc/m1.py" in text:
+        return Fail(429, message="rate limited", retry_after=120)
+    if "svc/m2.py" in text:
+        return Fail(529, message="Overloaded")
+    return Fail(500, message="internal")
+
+
+def assert_analyzer_review_with_llm_note(repo: Any, pulls: list[Any]) -> None:
+    assert review_numbers(repo) == [p.number for p in pulls]
+    for review in repo.reviews:
+        body = review["body"]
+        assert "unavailable" in body or "timed out" in body, body
+        assert "analyzers only" in body or "LLM" in body, body
+    for p in pulls:
+        assert finding_markers(repo, p.number), f"PR #{p.number}: no analyzer finding posted"
+
+
+def test_anthropic_429_529_and_5xx_still_give_every_pr_the_analyzer_review(tmp_path: Path) -> None:
+    with FakeAnthropic(default=_llm_failures) as llm, in_process(tmp_path / "state", anthropic_url=llm.base_url) as h:
+        repo, _ = _review_all(h, 3, timeout=45)
+        assert_analyzer_review_with_llm_note(repo, list(repo.pulls.values()))
+        statuses = Counter(_llm_failures(r.body).status for r in llm.messages_requests())  # type: ignore[union-attr]
+        assert statuses[429] == 1  # a Retry-After past the 30 s cap is not waited for
+        assert statuses[529] >= 2  # overloaded: retried
+        assert statuses[500] >= 2
+
+
+def test_anthropic_unreachable_still_gives_the_analyzer_review(tmp_path: Path) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens: connection refused
+    with in_process(tmp_path / "state", anthropic_url=closed) as h:
+        repo, _ = _review_all(h, 1, timeout=45)
+        assert_analyzer_review_with_llm_note(repo, list(repo.pulls.values()))
+
+
+@pytest.mark.slow
+def test_anthropic_timeouts_still_give_the_analyzer_review(tmp_path: Path) -> None:
+    with FakeAnthropic(default=lambda body: Reply(tool_input={"summary": "", "findings": []}, delay=125)) as llm:
+        llm.push(Reply(tool_input={"summary": "", "findings": []}, delay=125), Fail(529), Fail(529))
+        with in_process(tmp_path / "state", anthropic_url=llm.base_url) as h:
+            repo, _ = _review_all(h, 1, timeout=400)
+            assert_analyzer_review_with_llm_note(repo, list(repo.pulls.values()))
