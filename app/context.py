@@ -18,12 +18,11 @@ if TYPE_CHECKING:
 
 
 class DeliveryLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """Prefixes every line with the delivery id and carries it (and the event) as structured extras."""
+    """Carries the delivery id, repository and event on every record (app.logs renders them as tags/fields)."""
 
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
-        extra = dict(self.extra or {})
-        kwargs["extra"] = {**extra, **(kwargs.get("extra") or {})}
-        return f"[{extra.get('delivery_id')}] {msg}", kwargs
+        kwargs["extra"] = {**dict(self.extra or {}), **(kwargs.get("extra") or {})}
+        return msg, kwargs
 
 
 class NoInstallation(RuntimeError):
@@ -46,9 +45,10 @@ class Context:
     _policy_result: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        repository = self.payload.repository
         self.log = DeliveryLogger(
             logging.getLogger("app.handlers"),
-            {"delivery_id": self.delivery_id, "event": self.key},
+            {"delivery_id": self.delivery_id, "event": self.key, "repo": repository.full_name if repository else None},
         )
 
     # ---- identity -------------------------------------------------------------------------

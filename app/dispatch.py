@@ -51,18 +51,24 @@ async def dispatch(
     with the delivery id and the other handlers still run; RetryLater propagates so the job system
     reschedules the delivery (handlers are idempotent, so re-running them is safe).
     """
-    router = router if router is not None else default_router()
+    with _log_context(delivery.id):
+        return await _dispatch(settings, delivery, router if router is not None else default_router(), github_app)
+
+
+async def _dispatch(settings: Settings, delivery: Delivery, router: Router, github_app: GitHubApp | None) -> Outcome:
     try:
         raw = json.loads(delivery.body)
         event = parse_event(raw)
     except (ValueError, PayloadError) as exc:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
-        log.warning("[%s] dropping %s: malformed payload (%s)", delivery.id, delivery.event, exc)
+        log.warning("dropping %s delivery %s: malformed payload (%s)", delivery.event, delivery.id, exc)
         return Outcome(delivery.id, delivery.event, "malformed", errors=(str(exc),))
 
+    if event.repository is not None and event.repository.full_name:
+        _set_log_repo(event.repository.full_name)
     ctx = Context(delivery.event, delivery.id, event, raw, settings, github_app)
     handlers = router.handlers_for(ctx.name, ctx.action)
     if not handlers:
-        log.debug("[%s] no handler for %s; dropped", delivery.id, ctx.key)
+        log.debug("no handler for %s (delivery %s); dropped", ctx.key, delivery.id)
         return Outcome(delivery.id, ctx.key, "dropped")
 
     errors: list[str] = []
@@ -78,13 +84,30 @@ async def dispatch(
                 ctx.log.info("%s asked to retry later", name)
                 raise
             except PermanentError as exc:
-                ctx.log.warning("%s gave up: %s", name, exc)
+                ctx.log.warning("%s gave up on delivery %s: %s", name, delivery.id, exc)
                 errors.append(f"{name}: {exc}")
             except Exception as exc:
-                ctx.log.error("%s failed: %s", name, exc, exc_info=exc)
+                ctx.log.error("%s failed on delivery %s: %s", name, delivery.id, exc, exc_info=exc)
                 errors.append(f"{name}: {type(exc).__name__}: {exc}")
     status: Status = "failed" if errors and len(errors) == len(handlers) else "handled"
     return Outcome(delivery.id, ctx.key, status, len(handlers), tuple(errors))
+
+
+def _log_context(delivery_id: str) -> contextlib.AbstractContextManager[None]:
+    """app.logs' context (delivery id on every record, GitHub calls included) when logging is set up by it."""
+    try:
+        from app.logs import log_context
+    except ImportError:
+        return contextlib.nullcontext()
+    return log_context(delivery_id=delivery_id)
+
+
+def _set_log_repo(full_name: str) -> None:
+    try:
+        from app.logs import set_repo
+    except ImportError:
+        return
+    set_repo(full_name)  # a contextvar: scoped to this delivery's task
 
 
 def _can_act(ctx: Context) -> bool:
