@@ -6,12 +6,15 @@ import asyncio
 import json
 import random
 import re
+import shutil
+import subprocess
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from app.comments import SUMMARY_MARKER
 from app.jobs import JobQueue
@@ -218,3 +221,99 @@ def test_anthropic_timeouts_still_give_the_analyzer_review(tmp_path: Path) -> No
         with in_process(tmp_path / "state", anthropic_url=llm.base_url) as h:
             repo, _ = _review_all(h, 1, timeout=400)
             assert_analyzer_review_with_llm_note(repo, list(repo.pulls.values()))
+
+
+# ---- Redis restarted mid-run (AOF on, as deploy/docker-compose.yml runs it) ----------------------------------
+
+
+class RestartableRedis:
+    """A redis-server on a fixed loopback port and data dir, so a restart comes back with its append-only file."""
+
+    def __init__(self, binary: str, directory: Path) -> None:
+        self.binary, self.directory, self.port = binary, directory, free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+
+    def start(self) -> None:
+        argv = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory)]
+        argv += ["--appendonly", "yes", "--daemonize", "no", "--loglevel", "warning"]
+        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url)
+        try:
+            wait_until(lambda: _pings(client), 10, "redis-server to start")
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()  # what `docker restart` sends: AOF is flushed on the way down
+            self.process.wait(10)
+
+    def restart(self, down_for: float = 0.0) -> None:
+        self.stop()
+        time.sleep(down_for)
+        self.start()
+        self.restarts += 1
+
+
+def _pings(client: Any) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+def _state(queue: JobQueue, delivery_id: str) -> str | None:
+    try:
+        return queue.ledger.state(delivery_id)
+    except redis.RedisError:
+        return None
+
+
+def test_redis_restarted_mid_run_loses_no_job(tmp_path: Path) -> None:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server binary not installed")
+    (tmp_path / "redis").mkdir()
+    server = RestartableRedis(binary, tmp_path / "redis")
+    server.start()
+    try:
+        with process_stack(tmp_path, REDIS_URL=server.url) as (fake, procs):
+            url = procs.serve("web")
+            repo, pulls = seed_pulls(fake, 8)
+            bodies = {p.number: opened_body(repo, p) for p in pulls}
+            accepted = {p.number: post(url, "pull_request", bodies[p.number]) for p in pulls[:4]}
+            server.restart()  # 4 jobs waiting in the queue, no worker yet
+            procs.start(
+                "worker", module="tests.hardening.worker", env={"HARDENING_JOB_POLICY": json.dumps(WORKER_JOBS)}
+            )
+            accepted |= {p.number: post(url, "pull_request", bodies[p.number]) for p in pulls[4:6]}
+            wait_until(lambda: len(repo.reviews) >= 1, 30, "the first review", lambda: procs.check_alive("worker"))
+            server.stop()  # mid-run: the worker is reviewing, the receiver is taking deliveries
+            refused = {p.number: post(url, "pull_request", bodies[p.number]) for p in pulls[6:]}
+            time.sleep(1.0)
+            server.start()
+            # GitHub shows the refused deliveries as failed; a redelivery (same GUID) is accepted now
+            for number, (delivery_id, _) in refused.items():
+                accepted[number] = (delivery_id, post(url, "pull_request", bodies[number], delivery_id)[1])
+            assert {status for _, status in accepted.values()} == {202}
+            assert {status for _, status in refused.values()} <= {202, 503}
+
+            queue = JobQueue(Settings.for_tests(redis_url=server.url, state_dir=tmp_path / "state"))
+            try:
+                ids = [d for d, _ in accepted.values()]
+                wait_until(
+                    lambda: all(_state(queue, d) == "done" for d in ids),
+                    60,
+                    "every accepted job to finish",
+                    lambda: procs.check_alive("worker", "web"),
+                )
+            finally:
+                queue.close()
+            time.sleep(0.5)
+            assert review_numbers(repo) == [p.number for p in pulls]  # every PR reviewed, none twice
+            assert procs.alive("worker")
+            assert procs.alive("web")
+    finally:
+        server.stop()
