@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Engine,
@@ -45,7 +46,7 @@ finding_posts = Table(
     Column("source", String(16), nullable=False),  # analyzer | llm
     Column("severity", String(16), nullable=False),
     Column("path", Text, nullable=False, default=""),
-    Column("comment_id", Integer, nullable=True),
+    Column("comment_id", BigInteger, nullable=True),  # GitHub ids outgrow 32 bits
     Column("posted_at", Float, nullable=False, index=True),
     UniqueConstraint("repo", "pr_number", "finding_id", name="uq_finding_posts"),
 )
