@@ -52,6 +52,7 @@ class FunctionInfo:
     raises: frozenset[str]  # exception names raised by the body (and same-module helpers it calls)
     complexity: int  # 1 + branches
     source: str  # the function's text from its `def` line, dedented, decorators excluded
+    usage: Mapping[str, StrategyKind] = field(default_factory=dict)  # parameter → "bytes"/"str" from its use
 
 
 @dataclass(frozen=True)
@@ -247,7 +248,40 @@ def _function(node: ast.FunctionDef | ast.AsyncFunctionDef, cls: str | None, lin
         raises=frozenset(raises),
         complexity=1 + sum(isinstance(n, _BRANCHES) for n in own),
         source=source,
+        usage=_usage({p.name for p in params}, own),
     )
+
+
+_BYTES_CALLS = re.compile(r"^(BytesIO|memoryview|bytearray|b2a_\w+|a2b_\w+|hexlify|unhexlify|crc32|adler32)$")
+_BYTES_MODULES = frozenset({"binascii", "zlib", "struct", "_bz2", "_lzma"})
+
+
+def _usage(params: set[str], nodes: list[ast.AST]) -> dict[str, StrategyKind]:
+    """What the body does with an unannotated parameter says its type: `p.decode()` or `BytesIO(p)` → bytes."""
+    out: dict[str, StrategyKind] = {}
+
+    def root(expr: ast.expr) -> str | None:
+        while isinstance(expr, ast.Subscript):
+            expr = expr.value
+        return expr.id if isinstance(expr, ast.Name) and expr.id in params else None
+
+    for node in nodes:
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr in ("decode", "encode"):
+            name = root(func.value)
+            if name is not None:
+                out.setdefault(name, "bytes" if func.attr == "decode" else "str")
+            continue
+        callee = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        owner = func.value.id if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) else ""
+        if _BYTES_CALLS.match(callee) or owner in _BYTES_MODULES:
+            for arg in node.args[:1]:
+                name = root(arg)
+                if name is not None:
+                    out.setdefault(name, "bytes")
+    return out
 
 
 def _own_nodes(root: ast.AST) -> Iterator[ast.AST]:
@@ -348,6 +382,7 @@ def strategy_for(
     module: ModuleInfo | None = None,
     hint: str = "",
     depth: int = 0,
+    usage: StrategyKind | None = None,
 ) -> Strategy | None:
     """Strategy source text for a parameter, from its annotation, else its default, else its name; None if unknown.
 
@@ -362,6 +397,10 @@ def strategy_for(
         found = _from_default(default, name)
         if found is not None:
             return found
+    if usage == "bytes":
+        return Strategy("st.binary()", "bytes", False)
+    if usage == "str":
+        return Strategy("st.text()", "str", False)
     return guess_from_name(name, hint, module)
 
 
@@ -522,7 +561,7 @@ _BOUNDED: dict[str, str] = {
     "weekday": "st.integers(min_value=0, max_value=6)",
 }
 _BYTES_DOC = re.compile(r"bytes-like|bytes object|bytestring|byte string|\bbytes\b", re.IGNORECASE)
-_NUMERIC_DOC = re.compile(r"\b(mean|median|mode|variance|number|numeric|sample|average|sum)\b", re.IGNORECASE)
+_NUMERIC_DOC = re.compile(r"\b(mean|median|mode|variance|deviation|numbers|numeric|samples?|average)\b", re.IGNORECASE)
 
 
 def guess_from_name(name: str, hint: str, module: ModuleInfo | None) -> Strategy | None:

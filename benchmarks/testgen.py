@@ -312,6 +312,9 @@ def prepare(
         for path, content in ours.items():  # synthesis validated them; the figures re-check the claim
             assert not check_test_module(content, module_names=known), path
         for function in functions:
+            if function not in parsed.functions:  # e.g. `body_decode = decode`: an alias, not a def
+                print(f"skipped {module}.{function}: not defined by a def in the module", file=sys.stderr)
+                continue
             run = FunctionRun(module, function)
             ours_for = [(c, _tests_calling(c, f"mod.{function}(")) for c in ours.values()]
             run.suites["ours"] = [(c, t) for c, t in ours_for if t]

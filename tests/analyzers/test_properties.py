@@ -148,6 +148,16 @@ def test_predicates_check_for_a_bool() -> None:
     assert "assert" not in no_crash(call, module, 10, bare=True).code
 
 
+def test_no_roundtrip_through_a_variadic_function() -> None:
+    module = parse_module(
+        "def join(a: str, *p: str) -> str:\n    return '/'.join((a, *p))\n"
+        "def split(p: str) -> tuple[str, str]:\n    head, _, tail = p.rpartition('/')\n    return head, tail\n"
+    )
+    assert ("join", "split") in inverse_pairs(module)
+    tests, _ = family_tests(module.functions["join"], module, 10)
+    assert "roundtrip" not in [t.family for t in tests]
+
+
 def test_inverse_pairs_by_name_and_order() -> None:
     pairs = inverse_pairs(MODULE)
     assert ("to_json", "from_json") in pairs

@@ -172,3 +172,25 @@ def test_module_model() -> None:
     assert info.functions["Codec.check"].method_kind == "staticmethod"
     assert "binascii.Error" in info.functions["use"].raises  # raised by a same-module helper it calls
     assert "binascii" in info.bound_names
+
+
+def test_usage_in_the_body_types_unannotated_parameters() -> None:
+    module = parse_module(
+        "import binascii\n"
+        "from io import BytesIO\n"
+        "def enc(s, quotetabs=False):\n"
+        "    return BytesIO(s).read()\n"
+        "def dec(s):\n"
+        "    return s.decode('ascii')\n"
+        "def chunks(s):\n"
+        "    return [binascii.b2a_base64(s[i : i + 3]) for i in range(0, len(s), 3)]\n"
+        "def text(payload):\n"
+        "    return payload.encode('utf-8')\n"
+    )
+    assert module.functions["enc"].usage == {"s": "bytes"}
+    assert module.functions["dec"].usage == {"s": "bytes"}
+    assert module.functions["chunks"].usage == {"s": "bytes"}
+    assert module.functions["text"].usage == {"payload": "str"}
+    strategy = strategy_for(None, name="s", usage="bytes")
+    assert strategy is not None
+    assert strategy.code == "st.binary()"
