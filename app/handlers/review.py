@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from analyzers.base import Finding, Severity
 from analyzers.diff import ChangeSet, PlacementKind, Skipped, place
-from app.comments import SUMMARY_MARKER, SummaryData, finding_body, summary_body
+from app.comments import SUMMARY_MARKER, SummaryData, finding_body, marker_ids, summary_body
 from app.events import PullRequest
 from app.routing import Router
 from app.source import pull_info
@@ -132,7 +132,8 @@ async def review_pull(
         )
     )
     target = ReviewTarget(owner, repo, pr.number, pr.head.sha, f"https://github.com/{owner}/{repo}")
-    plan = plan_review(changeset, review, target, policy, notes)
+    posted = await posted_finding_ids(ctx, pr.number)
+    plan = plan_review(changeset, review, target, policy, notes, posted)
     review_id = await post_review(ctx, target, plan)
     ctx.log.info(
         "reviewed #%s at %s: %d finding(s), %d inline, review %s",
@@ -188,6 +189,16 @@ def make_llm(settings: Any, policy: Any) -> Any:
     return LLMReviewer.from_settings(settings, policy)
 
 
+async def posted_finding_ids(ctx: Context, number: int) -> frozenset[str]:
+    """Finding ids the bot already has inline on this PR (its review comments' hidden markers)."""
+    ids: set[str] = set()
+    for comment in await ctx.source.review_comments(number):
+        user = comment.get("user") or {}
+        if user.get("type") == "Bot" or str(user.get("login", "")).endswith("[bot]"):
+            ids.update(marker_ids(comment.get("body") or ""))
+    return frozenset(ids)
+
+
 async def already_reviewed(ctx: Context, number: int, head_sha: str) -> bool:
     """A redelivered webhook must not post a second review of the same head SHA."""
     for item in await ctx.source.reviews(number):
@@ -202,18 +213,30 @@ async def already_reviewed(ctx: Context, number: int, head_sha: str) -> bool:
 
 
 def plan_review(
-    changeset: ChangeSet, review: Review, target: ReviewTarget, policy: Any, notes: Sequence[str] = ()
+    changeset: ChangeSet,
+    review: Review,
+    target: ReviewTarget,
+    policy: Any,
+    notes: Sequence[str] = (),
+    posted: Collection[str] = frozenset(),
 ) -> PlannedReview:
-    """Inline comments where GitHub accepts them (EXACT/NEAREST placements), everything else in the summary."""
+    """Inline comments where GitHub accepts them (EXACT/NEAREST placements), everything else in the summary.
+
+    Findings whose id is in `posted` (an earlier review's inline comment is still there) are not repeated.
+    """
     comments_policy = getattr(policy, "comments", None)
     min_severity = Severity.parse(getattr(comments_policy, "min_severity", "medium"))
     max_comments = int(getattr(comments_policy, "max_comments", 12))
     comments: list[dict[str, Any]] = []
     inline: list[Finding] = []
     in_summary: list[tuple[Finding, str]] = []
+    already: list[Finding] = []
     below = 0
     ranked = sorted(review.findings, key=lambda f: f.rank, reverse=True)
     for finding in ranked:
+        if finding.id in posted:
+            already.append(finding)
+            continue
         if finding.severity < min_severity:
             below += 1
             continue
@@ -241,6 +264,7 @@ def plan_review(
         repo_url=target.html_url,
         findings=review.findings,
         inline=inline,
+        already_posted=already,
         in_summary=in_summary,
         below_threshold=below,
         reviewed_files=review.reviewed_files,

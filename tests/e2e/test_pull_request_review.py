@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from analyzers.base import Confidence, Finding, Severity
 from analyzers.diff import ChangeSet
-from app.comments import SUMMARY_MARKER
+from app.comments import SUMMARY_MARKER, marker_ids
 from app.context import Context
 from app.events import PullRequest, parse_event
 from app.github import GitHubApp
@@ -104,6 +104,18 @@ def test_redelivery_and_synchronize_review_once_per_head(harness: Harness) -> No
     harness.wait(sync)
     assert [r["commit_id"] for r in repo.reviews] == [payload["pull_request"]["head"]["sha"], pull.head_sha]
     assert all(r["event"] == "COMMENT" for r in repo.reviews)
+    # the push's review comments only on what is new; earlier findings are not posted twice
+    first_ids, second_ids = (
+        [marker_ids(c["body"])[0] for c in repo.review_comments if c["pull_request_review_id"] == r["id"]]
+        for r in repo.reviews
+    )
+    assert first_ids
+    assert second_ids
+    assert not set(first_ids) & set(second_ids)
+    assert all(
+        c["path"] == "app/more.py" for c in repo.review_comments if c["pull_request_review_id"] == repo.reviews[1]["id"]
+    )
+    assert "still open from earlier reviews" in repo.reviews[1]["body"]
 
 
 @pytest.mark.parametrize(
