@@ -442,6 +442,10 @@ class Flow:
             scoped = self._lookup_text(node, text, at, san, depth)
             if scoped is not None:
                 return scoped
+            if spec is PYTHON and t == "subscript":
+                element = self._list_element(node, at, san, depth)
+                if element is not None:
+                    return element
             obj_field = spec.members[t]
             obj = node.child_by_field_name(obj_field) if obj_field else node.named_children[0]
             if obj is None:
@@ -482,6 +486,63 @@ class Flow:
             return LITERAL
         return self._eval(node, at, san, depth)
 
+    def _list_element(self, node: Node, at: int, san: re.Pattern[str] | None, depth: int) -> Value | None:
+        """`xs[i]` for a list built in straight-line code from a literal, `append` and `pop`: the i-th element."""
+        base = node.child_by_field_name("value")
+        index_node = node.child_by_field_name("subscript")
+        if base is None or index_node is None or base.type != "identifier":
+            return None
+        try:
+            index = self._const(index_node, at, depth)
+        except _NotConstant:
+            return None
+        if not isinstance(index, int) or isinstance(index, bool):
+            return None
+        name = self.text(base)
+        func = self.enclosing_function(node)
+        use_branches = set(self._branches(node, func))
+        items: list[Node] | None = None
+        for n in self._scope_nodes(func if func is not None else _root(node)):
+            if n.start_byte >= at:
+                break
+            if n.type == "assignment":
+                lhs = n.child_by_field_name("left")
+                rhs = n.child_by_field_name("right")
+                if lhs is None or self.text(lhs) != name:
+                    continue
+                if rhs is None or rhs.type != "list" or not set(self._branches(n, func)) <= use_branches:
+                    return None
+                items = list(rhs.named_children)
+            elif n.type == "augmented_assignment" and self.text(n.child_by_field_name("left")) == name:
+                return None
+            elif n.type == "call":
+                callee = n.child_by_field_name("function")
+                if callee is None or callee.type != "attribute":
+                    continue
+                obj = callee.child_by_field_name("object")
+                if obj is None or self.text(obj) != name:
+                    continue
+                method = self.text(callee.child_by_field_name("attribute"))
+                args = n.child_by_field_name("arguments")
+                values = [a for a in (args.named_children if args is not None else []) if a.type != "comment"]
+                if items is None or not set(self._branches(n, func)) <= use_branches:
+                    return None
+                if method == "append" and len(values) == 1:
+                    items.append(values[0])
+                elif method == "pop" and len(values) <= 1:
+                    try:
+                        where = self._const(values[0], n.start_byte, depth) if values else -1
+                    except _NotConstant:
+                        return None
+                    if not isinstance(where, int) or not -len(items) <= where < len(items):
+                        return None
+                    items.pop(where)
+                elif method in self.spec.mutators or method in ("remove", "clear", "reverse", "sort"):
+                    return None
+        if items is None or not -len(items) <= index < len(items):
+            return None
+        return self._eval(items[index], at, san, depth + 1)
+
     def _call(self, node: Node, text: str, at: int, san: re.Pattern[str] | None, depth: int) -> Value:
         spec = self.spec
         callee_field, args_field = spec.calls[node.type]
@@ -501,6 +562,14 @@ class Flow:
             values.append(self._base(receiver, at, san, depth + 1))
         if args is not None:
             values.extend(self._eval(a, at, san, depth + 1) for a in args.named_children if a.type != "comment")
+        if receiver is not None and receiver.type in spec.identifiers and callee is not None and args is not None:
+            method = callee_text.rsplit(".", 1)[-1]
+            if method == "get":
+                keys = self._literal_keys(tuple(a for a in args.named_children if a.type != "comment"), at)
+                if keys:
+                    stored = self._lookup_text(node, _keyed(self.text(receiver), keys), at, san, depth)
+                    if stored is not None:
+                        return stored
         if not values:
             return UNKNOWN  # f() with no data in: an opaque value
         v = join(*values)
@@ -553,8 +622,9 @@ class Flow:
         for a in assigns:
             if a.start >= at:
                 break
-            if a.rhs is None:
+            if a.rhs is None:  # a container/builder mutation: appending data builds the value
                 v = join(*(self._eval(x, a.start, san, depth + 1) for x in a.extra))
+                v = Value(v.level, v.level > Level.SANITIZED, v.origin)
             else:
                 v = self._eval(a.rhs, a.start, san, depth + 1)
             if a.augmented or not set(a.branches) <= use_branches:
@@ -697,9 +767,25 @@ class Flow:
         if receiver.type not in spec.identifiers:
             return
         values = tuple(a for a in args.named_children if a.type != "comment")
+        if method in ("set", "put") and len(values) >= 2:
+            keys = self._literal_keys(values[:-1], call.start_byte)
+            if keys is not None:  # conf.set("s", "k", v) / map.put("k", v): a keyed store, read back by get()
+                index.setdefault(_keyed(self.text(receiver), keys), []).append(
+                    _Assign(call.start_byte, values[-1], False, self._branches(call, func))
+                )
+                return
         index.setdefault(self.text(receiver), []).append(
             _Assign(call.start_byte, None, True, self._branches(call, func), values)
         )
+
+    def _literal_keys(self, nodes: tuple[Node, ...], at: int) -> tuple[object, ...] | None:
+        if self.spec not in (PYTHON, JAVASCRIPT, JAVA):
+            return None
+        try:
+            keys = tuple(self._const(n, at, 0) for n in nodes)
+        except _NotConstant:
+            return None
+        return keys if all(isinstance(k, str | int) for k in keys) else None
 
     # ---- constant conditions (Python) -------------------------------------------------------------------
 
@@ -864,6 +950,11 @@ def _live(node: Node, gated: list[tuple[int, int, list[tuple[int, int]]]]) -> bo
         if a <= node.start_byte and node.end_byte <= b and not _inside(node, live):
             return False
     return True
+
+
+def _keyed(receiver: str, keys: tuple[object, ...]) -> str:
+    """The scope-index name of a keyed store: what `receiver.get(*keys)` reads back."""
+    return f"{receiver}\x00get\x00{keys!r}"
 
 
 _NAME = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")

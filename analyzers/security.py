@@ -144,6 +144,8 @@ def _judge(
     confidence = rule.confidence
     if rule.context is not None:
         scope = flow.enclosing_function(report) if rule.context.scope == "function" else None
+        if scope is not None and scope.parent is not None and scope.parent.type == "decorated_definition":
+            scope = scope.parent  # decorators (e.g. @app.route) belong to the function's context
         scope_text = flow.text(scope) if scope is not None else source.decode("utf-8", "replace")
         if not rule.context.pattern.search(scope_text):
             if rule.context.otherwise == "skip":
@@ -225,9 +227,12 @@ def _taint(rule: Rule, match: RuleMatch, compiled: CompiledPack, flow: Flow) -> 
     value = join(*(flow.evaluate(n, sanitizers) for n in nodes))
     if value.level <= Level.SANITIZED:
         return None
-    if value.level is Level.SOURCE:
-        return Verdict(Confidence.HIGH, value)
     needs_build = spec.require == "built" and not value.built
+    if value.level is Level.SOURCE:
+        # "built" sinks take raw input only when the argument *is* the input read (execute(request.args["q"]))
+        if needs_build and not any(flow.spec.sources.search(flow.text(n)) for n in nodes):
+            return None
+        return Verdict(Confidence.HIGH, value)
     if value.level is Level.PARAM:
         if spec.param == "skip" or needs_build:
             return None
