@@ -121,3 +121,13 @@ def test_verification_prefers_tests_that_kill_mutants_of_the_changed_lines(tmp_p
     (total,) = [t for t in result.tests if t.targets[0].function == "total"]
     assert total.mutation_lines == (7,)
     assert any("kills 1 of 1 mutant(s) of the changed lines" in n for n in result.notes), result.notes
+
+
+def test_the_tree_sitter_syntax_map_selects_the_same_targets(tmp_path: Path) -> None:
+    syntax = pytest.importorskip("analyzers.syntax")
+    repo = _repo(tmp_path, "shop")
+    request = _request(repo)
+    syntax_map = syntax.build_syntax_map(request.changeset, request.read_head)
+    with_map = testgen.synthesize_tests(_request(repo, syntax=syntax_map))
+    without = testgen.synthesize_tests(request)
+    assert sorted(t.targets[0].function for t in with_map.tests) == sorted(t.targets[0].function for t in without.tests)
