@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
+from typing import Any
 
+import httpx
 import pytest
-from githubkit.exception import RequestFailed
+from githubkit.exception import RequestFailed, SecondaryRateLimitExceeded
+from githubkit.response import Response
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.errors import RetryLater
 from app.github import DELIVERY_HEADER, GitHubApp, RetryPolicy, api_base_url, graphql_url, shared_app
@@ -162,3 +168,36 @@ def test_timeouts_are_retried_briefly_then_rescheduled() -> None:
         fake.fail_next(10, status=200, delay=0.5)  # GitHub hangs: hand the job back to the queue
         with pytest.raises(RetryLater, match="timeout"):
             get_repo(gh_app)
+
+
+def _failed(status: int, retry_after: float | None) -> RequestFailed:
+    raw = httpx.Response(status, request=httpx.Request("GET", "https://api.github.test/repos/o/r"))
+    response: Response[Any] = Response(raw, Any)
+    if retry_after is None:
+        return RequestFailed(response)
+    return SecondaryRateLimitExceeded(response, timedelta(seconds=retry_after))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    status=st.sampled_from([403, 429, 500, 502, 503, 504, 404, 422]),
+    retry_after=st.none() | st.floats(0, 7200),
+    attempt=st.integers(0, 10),
+)
+def test_the_retry_decision_never_waits_long_in_process(status: int, retry_after: float | None, attempt: int) -> None:
+    policy = RetryPolicy()
+    exc = _failed(status, retry_after if status in (403, 429) else None)
+    delay: float | None = None
+    try:
+        option = policy.decide(exc, attempt)
+    except RetryLater as later:
+        delay = later.delay
+    if delay is not None:
+        assert delay >= 1.0  # rescheduled, never spun
+        return
+    if option.do_retry:
+        assert option.retry_after is not None
+        assert 0 < option.retry_after.total_seconds() <= policy.max_inline_wait
+        assert attempt < max(policy.rate_limit_retries, policy.server_retries)
+    else:
+        assert status in (403, 404, 422)  # a client error GitHub will answer the same way again
