@@ -381,7 +381,7 @@ class Dashboard:
             path=BASE,
             httponly=True,
             secure=request.url.scheme == "https",
-            samesite="strict",
+            samesite="lax",  # Strict would drop it on the redirect chain that starts at GitHub's sign-in
         )
         return response
 

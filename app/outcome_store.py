@@ -273,7 +273,7 @@ def _stats(repo: str, rule: str, counts: Mapping[str, int]) -> RuleStats:
     )
 
 
-def _row(m: Mapping[str, Any]) -> OutcomeRow:
+def _row(m: Any) -> OutcomeRow:
     return OutcomeRow(
         repo=m["repo"],
         pr_number=int(m["pr_number"]),

@@ -265,7 +265,8 @@ def load_reviews(engine: Engine, repo: str | None = None, since: float | None = 
     from app.review_state import ReviewState
 
     out = []
-    for r in ReviewState(engine).all():
+    rows: list[dict[str, Any]] = ReviewState(engine).all()
+    for r in rows:
         name = str(r["repo"]).lower()
         if (repo and name != repo.lower()) or (since is not None and float(r["reviewed_at"]) < since):
             continue

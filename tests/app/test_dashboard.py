@@ -86,7 +86,7 @@ def test_sign_in_form_sets_an_httponly_session_cookie(engine: Engine) -> None:
     assert ok.status_code == 303
     cookie = ok.headers["set-cookie"]
     assert "HttpOnly" in cookie
-    assert "SameSite=strict" in cookie
+    assert "SameSite=lax" in cookie
     assert "Path=/dashboard" in cookie
     assert TOKEN not in cookie
     assert c.get("/dashboard").status_code == 200
