@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from analyzers.base import Confidence, Finding, Severity
 from app.comments import finding_body, suggestion_block
@@ -142,3 +144,29 @@ def test_a_finding_posted_twice_counts_once() -> None:
     later = PostedFinding("abcdef12", "security/eval", "security", "analyzer", "high", 7, "a.py", 3, "c", None)
     results = classify_history(PrHistory(findings=(POSTED, later), resolved=frozenset({7})))
     assert [(c.finding.comment_id, c.outcome) for c in results] == [(7, Outcome.DISMISSED)]
+
+
+@given(
+    rule=st.from_regex(r"[a-z][a-z0-9-]{0,12}/[a-z][a-z0-9-]{0,20}", fullmatch=True),
+    severity=st.sampled_from(list(Severity)),
+    source=st.sampled_from(["analyzer", "llm"]),
+    message=st.text(min_size=1, max_size=200),
+    title=st.text(max_size=40),
+)
+def test_any_finding_body_parses_back(rule: str, severity: Severity, source: str, message: str, title: str) -> None:
+    f = Finding(
+        rule=rule,
+        analyzer=rule.split("/")[0],
+        severity=severity,
+        confidence=Confidence.MEDIUM,
+        message=message,
+        path="p.py",
+        start_line=1,
+        end_line=1,
+        title=title,
+        source=source,  # type: ignore[arg-type]
+    )
+    posted = parse_finding_comment({"id": 1, "body": finding_body(f), "path": "p.py", "line": 1})
+    assert posted is not None
+    assert (posted.finding_id, posted.rule, posted.severity) == (f.id, rule, severity.label)
+    assert posted.source == ("llm" if source == "llm" or rule.startswith("llm/") else "analyzer")
