@@ -90,7 +90,8 @@ def parse_finding_comment(comment: Mapping[str, object]) -> PostedFinding | None
     severity = header.group(1).lower() if header else "info"
     first_line = body.split("\n", 1)[0]
     source = "llm" if "_AI review_" in first_line or rule.startswith("llm/") else "analyzer"
-    line = comment.get("line") or comment.get("original_line")
+    # where the finding was posted: GitHub's original_* fields; line/commit_id move with the PR (line null if outdated)
+    line = comment.get("original_line") or comment.get("line")
     return PostedFinding(
         finding_id=ids[-1],
         rule=rule,
@@ -100,7 +101,7 @@ def parse_finding_comment(comment: Mapping[str, object]) -> PostedFinding | None
         comment_id=int(str(comment.get("id") or 0)),
         path=str(comment.get("path") or ""),
         line=int(str(line)) if line is not None else None,
-        commit_id=str(comment.get("commit_id") or comment.get("original_commit_id") or ""),
+        commit_id=str(comment.get("original_commit_id") or comment.get("commit_id") or ""),
         suggestion=suggestion_text(body),
         posted_at=str(comment.get("created_at") or ""),
     )

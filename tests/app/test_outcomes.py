@@ -170,3 +170,19 @@ def test_any_finding_body_parses_back(rule: str, severity: Severity, source: str
     assert posted is not None
     assert (posted.finding_id, posted.rule, posted.severity) == (f.id, rule, severity.label)
     assert posted.source == ("llm" if source == "llm" or rule.startswith("llm/") else "analyzer")
+
+
+def test_original_position_wins_over_the_moved_one() -> None:
+    body = finding_body(_finding())
+    raw = {
+        "id": 4,
+        "body": body,
+        "path": "a.py",
+        "line": None,  # outdated on GitHub
+        "original_line": 3,
+        "commit_id": "b" * 40,
+        "original_commit_id": "a" * 40,
+    }
+    posted = parse_finding_comment(raw)
+    assert posted is not None
+    assert (posted.line, posted.commit_id) == (3, "a" * 40)
