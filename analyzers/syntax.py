@@ -33,6 +33,8 @@ MAX_SIGNATURE_CHARS = 500
 
 @dataclass(frozen=True)
 class Param:
+    """One parameter as written (Python's self/cls included; Go receivers and Rust's self are not)."""
+
     name: str
     annotation: str | None = None
     default: str | None = None
