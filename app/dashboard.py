@@ -8,7 +8,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -258,6 +258,22 @@ def _filters(repos: Sequence[str], repo: str | None, period: str) -> str:
     )
 
 
+def _demoted(demoted: Mapping[str, Mapping[str, float]]) -> str:
+    rows = "".join(
+        f"<tr><td>{escape(repo)}</td><td><code>{escape(rule)}</code></td>{_num(pct(rate))}</tr>"
+        for repo, rules in demoted.items()
+        for rule, rate in sorted(rules.items())
+    )
+    if not rows:
+        return ""
+    return (
+        '<section><h2>Auto-demoted rules</h2><p class="muted">Dismissed too often over enough samples: their '
+        "findings go below the comment threshold in that repository unless its policy sets "
+        '<code>analyzers.auto_demote: false</code>.</p><table id="demoted"><tr><th>repository</th><th>rule</th>'
+        f"<th>dismissal</th></tr>{rows}</table></section>"
+    )
+
+
 def render_dashboard(report: StatsReport, repos: Sequence[str], repo: str | None, period: str, who: str) -> str:
     o = report.overall
     cards = [
@@ -297,6 +313,7 @@ def render_dashboard(report: StatsReport, repos: Sequence[str], repo: str | None
         + _rates_table("Per rule", "rule", report.by_rule, "rules")
         + _rates_table("Analyzer vs LLM", "source", report.by_source, "sources")
         + _rates_table("Per analyzer", "analyzer", report.by_analyzer, "analyzers")
+        + _demoted(report.demoted)
         + f"<section><h2>LLM cost over time</h2>{cost_bars(report)}"
         '<table id="weeks"><tr><th>week</th><th>PRs reviewed</th><th>findings</th><th>applied</th>'
         f"<th>dismissed</th><th>acceptance</th><th>LLM cost</th></tr>{week_rows}</table></section>"
@@ -414,7 +431,11 @@ class Dashboard:
         costs = [c for c in costs if c.repo and viewer.may_see(c.repo)]
         known = set(OutcomeStore(engine).repos()) | {r.repo for r in load_reviews(engine)}
         repos = sorted(r for r in known if viewer.may_see(r))
-        return build_report(outcomes, reviews, costs, repo, since), repos
+        from app.demotion import demoted_rules
+
+        report = build_report(outcomes, reviews, costs, repo, since)
+        demoted = {name: demoted_rules(engine, name) for name in report.by_repo}
+        return replace(report, demoted={name: rules for name, rules in demoted.items() if rules}), repos
 
     async def login(self, request: Request) -> Response:
         if not self.enabled:

@@ -9,7 +9,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
@@ -136,6 +136,7 @@ class StatsReport:
     by_analyzer: Mapping[str, Rates]
     by_source: Mapping[str, Rates]
     by_week: Sequence[Week]
+    demoted: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # repo → {rule: dismissal rate}
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -148,6 +149,7 @@ class StatsReport:
             "by_analyzer": {k: v.to_json() for k, v in self.by_analyzer.items()},
             "by_source": {k: v.to_json() for k, v in self.by_source.items()},
             "by_week": [w.to_json() for w in self.by_week],
+            "demoted_rules": {repo: dict(rules) for repo, rules in self.demoted.items()},
         }
 
 
@@ -301,8 +303,13 @@ def load_costs(engine: Engine, repo: str | None = None, since: float | None = No
 
 
 def compute(engine: Engine, repo: str | None = None, since: float | None = None) -> StatsReport:
+    """The report for `repo` (or all) since `since`; demotions are over all time, as the review handler sees them."""
+    from app.demotion import demoted_rules
+
     outcomes = OutcomeStore(engine).rows(repo, since)
-    return build_report(outcomes, load_reviews(engine, repo, since), load_costs(engine, repo, since), repo, since)
+    report = build_report(outcomes, load_reviews(engine, repo, since), load_costs(engine, repo, since), repo, since)
+    demoted = {name: demoted_rules(engine, name) for name in report.by_repo}
+    return replace(report, demoted={name: rules for name, rules in demoted.items() if rules})
 
 
 def since_for(period: str | None, now: float | None = None) -> float | None:
@@ -402,6 +409,9 @@ def render_text(report: StatsReport) -> str:
     lines += _rates_table("source", report.by_source)
     lines += _rates_table("analyzer", report.by_analyzer)
     lines += _rates_table("rule", report.by_rule)
+    for name, rules in report.demoted.items():
+        listed = ", ".join(f"{rule} ({pct(rate)} dismissed)" for rule, rate in sorted(rules.items()))
+        lines += [f"auto-demoted in {name}: {listed}", ""]
     if report.by_week:
         lines.append("week        posted  applied  dismissed  prs  cost")
         for w in report.by_week:

@@ -211,3 +211,14 @@ def test_served_by_diffwise_serve(monkeypatch: pytest.MonkeyPatch) -> None:
     paths = {getattr(r, "path", "") for r in collect(Settings.for_tests(), ("app.dashboard:routes",))}
     assert "/dashboard" in paths
     assert json.dumps(sorted(paths))
+
+
+def test_demoted_rules_are_listed(engine: Engine) -> None:
+    from tests.app.test_stats import add_dismissals
+
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    assert 'id="demoted"' not in client(engine).get("/dashboard", headers=auth).text
+    add_dismissals(engine, "octo/api", "quality/print", 10)
+    page = client(engine).get("/dashboard", headers=auth).text
+    assert 'id="demoted"' in page
+    assert "<code>quality/print</code>" in page

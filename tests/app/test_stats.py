@@ -165,3 +165,24 @@ def test_prometheus_families(engine: Engine) -> None:
         "octo/api": 0.0,
         "octo/shop": 0.0,
     }
+
+
+def add_dismissals(engine: Engine, repo: str, rule: str, count: int) -> None:
+    from app.outcomes import Classification, Outcome, PostedFinding
+
+    store = OutcomeStore(engine)
+    for n in range(count):
+        finding = PostedFinding(f"{n:015x}d", rule, rule.split("/")[0], "analyzer", "low", n, "a.py", 1, "c", None)
+        store.record_outcomes(repo, 500 + n, [Classification(finding, Outcome.DISMISSED, "seeded")])
+
+
+def test_demoted_rules_are_reported(engine: Engine) -> None:
+    assert compute(engine).demoted == {}
+    add_dismissals(engine, "octo/api", "quality/print", 10)  # 12 samples, all dismissed
+    assert compute(engine).demoted == {"octo/api": {"quality/print": 1.0}}
+    out = io.StringIO()
+    run_stats(argparse.Namespace(repo=None, format="json"), out, engine)
+    assert json.loads(out.getvalue())["demoted_rules"] == {"octo/api": {"quality/print": 1.0}}
+    text = io.StringIO()
+    run_stats(argparse.Namespace(repo="octo/api", format="text"), text, engine)
+    assert "auto-demoted in octo/api: quality/print (100% dismissed)" in text.getvalue()
