@@ -120,6 +120,18 @@ class ChangedFile:
     def _left_index(self) -> dict[int, int]:
         return {n: i for i, h in enumerate(self.hunks) for n in h.left_lines}
 
+    @cached_property
+    def _right_spans(self) -> tuple[tuple[int, int], ...]:
+        return tuple(sp for sp in (h.span("RIGHT") for h in self.hunks) if sp is not None)
+
+    @cached_property
+    def _left_spans(self) -> tuple[tuple[int, int], ...]:
+        return tuple(sp for sp in (h.span("LEFT") for h in self.hunks) if sp is not None)
+
+    def spans(self, side: Side = "RIGHT") -> tuple[tuple[int, int], ...]:
+        """(first, last) commentable line of each hunk on `side`, ascending; hunks empty on that side left out."""
+        return self._right_spans if side == "RIGHT" else self._left_spans
+
     def hunk_index(self, line: int, side: Side = "RIGHT") -> int | None:
         """Index of the hunk whose commentable lines include `line` on `side`, else None."""
         index = self._right_index if side == "RIGHT" else self._left_index
@@ -477,12 +489,11 @@ def place(
     changed = changeset.get(path)
     if changed is None:
         return Placement(PlacementKind.OUTSIDE, path, side, reason="file not in the diff")
-    spans = [sp for sp in (h.span(side) for h in changed.hunks) if sp is not None]
+    spans = changed.spans(side)
     if not spans:
         return Placement(PlacementKind.OUTSIDE, path, side, reason="no commentable lines on this side")
-    firsts = [sp[0] for sp in spans]
     # the last hunk starting at or before `end` is the only one that can hold `end` or overlap the range
-    i = bisect.bisect_right(firsts, end) - 1
+    i = bisect.bisect_right(spans, end, key=lambda sp: sp[0]) - 1
     if i >= 0 and spans[i][1] >= start_line:
         lo, hi = spans[i]
         first, last = max(start_line, lo), min(end, hi)
