@@ -320,6 +320,8 @@ _SPECS: dict[str, _Spec] = {
         frozenset({"class_definition", "object_definition", "trait_definition", "enum_definition"}),
         frozenset({"function_definition"}),
     ),
+    # Terraform/HCL: blocks are the scopes (`resource "aws_s3_bucket" "logs"` → aws_s3_bucket.logs)
+    "hcl": _Spec(frozenset({"block"}), frozenset()),
 }
 
 _DECORATOR_TYPES = frozenset(
@@ -340,6 +342,7 @@ _BODY_TYPES = frozenset(
         "enum_body",
         "interface_body",
         "enum_class_body",
+        "body",
     }
 )
 _NAME_TYPES = frozenset(
@@ -520,6 +523,8 @@ class _Extractor:
             if left is not None and left.type == "member_expression":
                 return _text(left.child_by_field_name("property")), None
             return _text(left), None
+        if t == "block" and self.lang == "hcl":
+            return _hcl_block_name(node), None
         if t == "singleton_method":
             return _text(node.child_by_field_name("name")), None
         if t == "companion_object":
@@ -751,6 +756,14 @@ def _swift_params(func: Node) -> tuple[Param, ...]:
         elif func.field_name_for_child(i) == "default_value" and out:
             out[-1] = Param(out[-1].name, out[-1].annotation, _text(child), out[-1].kind)
     return tuple(out)
+
+
+def _hcl_block_name(node: Node) -> str:
+    """Terraform's address style: resource labels alone, other labelled blocks with their type."""
+    parts = [_text(c).strip('"') for c in node.named_children if c.type in ("identifier", "string_lit")]
+    if len(parts) > 1 and parts[0] == "resource":
+        parts = parts[1:]
+    return ".".join(p for p in parts if p)
 
 
 def _go_receiver(node: Node) -> str | None:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+import analyzers.syntax as syntax_module
+from analyzers import languages
 from analyzers.diff import ChangeSet
 from analyzers.languages import has_grammar
 from analyzers.syntax import Param, build_syntax_map, parse_file, syntax_findings
@@ -31,9 +33,10 @@ NESTED = {
     "nested.cpp": ("cpp", ["Cart", "Cart.total"], "method"),
     "nested.kt": ("kotlin", ["Cart", "Cart.total", "Cart.total.helper"], "function"),
     "nested.sh": ("bash", ["outer", "outer.inner"], "function"),
-    # optional wheels (tree-sitter-swift, tree-sitter-scala): skipped when not installed
+    # optional wheels (tree-sitter-swift, -scala, -hcl): skipped when not installed
     "nested.swift": ("swift", ["Cart", "Cart.total", "Cart.total.helper"], "function"),
     "Nested.scala": ("scala", ["Cart", "Cart.total", "Cart.total.helper"], "function"),
+    "nested.tf": ("hcl", ["aws_s3_bucket.logs", "aws_s3_bucket.logs.versioning"], "class"),
 }
 
 
@@ -122,17 +125,30 @@ def test_docstrings_from_comments() -> None:
     assert {s.qualname: s.docstring for s in rs.symbols}["Cart.total"] == "Sum of the items."
 
 
-def test_missing_grammar_degrades_to_line_level(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="analyzers.syntax")
-    fs = parse_file("main.tf", 'resource "x" "y" {}\n')  # HCL: registered, wheel not installed
-    assert fs.language == "hcl"
+def test_missing_grammar_degrades_to_line_level(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="analyzers")
+    monkeypatch.setitem(languages._languages, "ruby", None)  # as if tree-sitter-ruby were not installed
+    monkeypatch.setattr(syntax_module, "_noted", set())
+    fs = parse_file("lib/x.rb", "def f\nend\n")
+    assert fs.language == "ruby"
     assert fs.tree is None
     assert fs.symbols == ()
     assert fs.enclosing(1) == ()
     assert fs.innermost(1) is None
+    assert any("line-level" in r.getMessage() for r in caplog.records)
     unknown = parse_file("notes.txt", "hello\n")
     assert unknown.language is None
     assert unknown.tree is None
+
+
+def test_grammar_without_symbol_rules_still_gives_a_tree() -> None:
+    if not has_grammar("dockerfile"):
+        pytest.skip("tree-sitter-dockerfile not installed")
+    fs = parse_file("Dockerfile", "FROM python:3.12\nRUN pip install x\n")
+    assert fs.tree is not None
+    assert fs.symbols == ()
 
 
 DIFF_PY = """\
@@ -275,8 +291,6 @@ def test_breaking_the_parse_is_a_finding_in_other_languages(language: str) -> No
 
 
 def test_an_extraction_bug_degrades_one_file(monkeypatch: pytest.MonkeyPatch) -> None:
-    import analyzers.syntax as syntax_module
-
     def boom(path: str, text: str, language: str | None = None) -> object:
         raise RuntimeError("bug")
 
