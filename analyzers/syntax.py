@@ -322,6 +322,8 @@ _SPECS: dict[str, _Spec] = {
     ),
     # Terraform/HCL: blocks are the scopes (`resource "aws_s3_bucket" "logs"` → aws_s3_bucket.logs)
     "hcl": _Spec(frozenset({"block"}), frozenset()),
+    # YAML: keys holding a nested block are the scopes (a workflow's jobs.build.steps)
+    "yaml": _Spec(frozenset({"block_mapping_pair"}), frozenset()),
 }
 
 _DECORATOR_TYPES = frozenset(
@@ -443,6 +445,9 @@ class _Extractor:
             if t == "type_spec":  # Go: only struct and interface types are scopes
                 inner = node.child_by_field_name("type")
                 return "class" if inner is not None and inner.type in ("struct_type", "interface_type") else None
+            if t == "block_mapping_pair":
+                value = node.child_by_field_name("value")
+                return "class" if value is not None and value.type == "block_node" else None
             if self.lang in ("c", "cpp") and node.child_by_field_name("body") is None:
                 return None  # `struct x *p`: a use, not a definition
             return "class"
@@ -525,6 +530,8 @@ class _Extractor:
             return _text(left), None
         if t == "block" and self.lang == "hcl":
             return _hcl_block_name(node), None
+        if t == "block_mapping_pair":
+            return _text(node.child_by_field_name("key")).strip("'\""), None
         if t == "singleton_method":
             return _text(node.child_by_field_name("name")), None
         if t == "companion_object":

@@ -37,6 +37,7 @@ NESTED = {
     "nested.swift": ("swift", ["Cart", "Cart.total", "Cart.total.helper"], "function"),
     "Nested.scala": ("scala", ["Cart", "Cart.total", "Cart.total.helper"], "function"),
     "nested.tf": ("hcl", ["aws_s3_bucket.logs", "aws_s3_bucket.logs.versioning"], "class"),
+    "nested.yml": ("yaml", ["jobs", "jobs.build", "jobs.build.steps"], "class"),
 }
 
 
