@@ -6,6 +6,7 @@ import bisect
 import dataclasses
 import inspect
 import logging
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -839,12 +840,20 @@ def _syntax_issues(tree: Tree) -> tuple[SyntaxIssue, ...]:
     return tuple(issues)
 
 
+_TEMPLATE_MARK = re.compile(rb"(?<!\$)\{\{|\{%")  # GitHub's ${{ }} expressions are plain YAML strings
+
+
+def _templated(fs: FileSyntax) -> bool:
+    """Helm/Jinja templates are not YAML until rendered: their "errors" are not the author's."""
+    return fs.language == "yaml" and _TEMPLATE_MARK.search(fs.source) is not None
+
+
 def syntax_findings(syntax_map: SyntaxMap, changeset: ChangeSet) -> list[Finding]:
     """A finding per syntax error that the change's added lines touch (the PR breaks parsing)."""
     findings: list[Finding] = []
     for changed in changeset.files:
         fs = syntax_map.get(changed.path)
-        if fs is None or not fs.errors:
+        if fs is None or not fs.errors or _templated(fs):
             continue
         added = sorted(changed.added_lines)
         seen: set[int] = set()

@@ -316,3 +316,18 @@ def test_tree_budget_keeps_symbols_but_drops_trees_beyond_it() -> None:
     assert [smap.files[p].tree is not None for p in texts] == [True, True, False]
     assert [s.qualname for s in smap.enclosing("m2.py", 2)] == ["f2"]
     assert [c.change for c in smap.changed_symbols("m2.py")] == ["added"]
+
+
+def test_templated_yaml_is_not_reported_but_broken_yaml_is() -> None:
+    if not has_grammar("yaml"):
+        pytest.skip("tree-sitter-yaml not installed")
+    helm = "apiVersion: v1\nkind: ConfigMap\ndata:\n{{- range .Values.items }}\n  {{ .name }}: [x\n{{- end }}\n"
+    broken = "jobs:\n  build:\n    runs-on: [ubuntu\n    steps: ${{ matrix.steps }}\n"
+    for name, text, expect in (("templates/cm.yaml", helm, False), (".github/workflows/ci.yml", broken, True)):
+        lines = text.count("\n")
+        diff = f"--- /dev/null\n+++ b/{name}\n@@ -0,0 +1,{lines} @@\n" + "".join(
+            "+" + line + "\n" for line in text.splitlines()
+        )
+        cs = ChangeSet.from_unified_diff(diff)
+        smap = build_syntax_map(cs, lambda p, text=text: text)  # type: ignore[misc]
+        assert bool(syntax_findings(smap, cs)) is expect, name
