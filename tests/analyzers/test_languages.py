@@ -111,3 +111,8 @@ def test_unknown_language_has_no_grammar() -> None:
     assert get_language("cobol") is None
     assert not has_grammar(None)
     assert new_parser("cobol") is None
+
+
+@pytest.mark.parametrize("path", ["app/views/x.html.erb", "app/assets/a.js.erb", "legacy/defs.inc"])
+def test_templates_and_ambiguous_includes_are_not_parsed_as_code(path: str) -> None:
+    assert detect_language(path) is None  # parsing ERB as Ruby would report every template as broken
