@@ -22,7 +22,18 @@ from starlette.routing import BaseRoute, Route
 
 from app.outcome_store import OutcomeStore
 from app.settings import Settings, read_env_file
-from app.stats import PERIODS, Rates, StatsReport, build_report, duration, load_costs, load_reviews, money, pct
+from app.stats import (
+    PERIODS,
+    Rates,
+    StatsReport,
+    build_report,
+    duration,
+    load_closures,
+    load_costs,
+    load_reviews,
+    money,
+    pct,
+)
 
 log = logging.getLogger("diffwise.dashboard")
 
@@ -433,7 +444,8 @@ class Dashboard:
         repos = sorted(r for r in known if viewer.may_see(r))
         from app.demotion import demoted_rules
 
-        report = build_report(outcomes, reviews, costs, repo, since)
+        closures = [c for c in load_closures(engine, repo, since) if viewer.may_see(c.repo)]
+        report = build_report(outcomes, reviews, costs, repo, since, closures)
         demoted = {name: demoted_rules(engine, name) for name in report.by_repo}
         return replace(report, demoted={name: rules for name, rules in demoted.items() if rules}), repos
 

@@ -72,6 +72,8 @@ pr_closures = Table(
     Column("merged", Boolean, nullable=False, default=False),
     Column("closed_at", Float, nullable=False),
     Column("classified_at", Float, nullable=False),
+    Column("opened_at", Float, nullable=True),  # the PR's created_at
+    Column("first_review_at", Float, nullable=True),  # the bot's first review on GitHub, if any
 )
 
 
@@ -167,6 +169,8 @@ class OutcomeStore:
         *,
         merged: bool = False,
         closed_at: float | None = None,
+        opened_at: float | None = None,
+        first_review_at: float | None = None,
     ) -> None:
         """Replace this PR's outcomes (a later classification of the same PR wins)."""
         items = list(classifications)
@@ -196,7 +200,13 @@ class OutcomeStore:
             )
             conn.execute(
                 insert(pr_closures).values(
-                    repo=repo, pr_number=pr_number, merged=merged, closed_at=closed_at or now, classified_at=now
+                    repo=repo,
+                    pr_number=pr_number,
+                    merged=merged,
+                    closed_at=closed_at or now,
+                    classified_at=now,
+                    opened_at=opened_at,
+                    first_review_at=first_review_at,
                 )
             )
 

@@ -32,6 +32,17 @@ class ReviewRow:
 
 
 @dataclass(frozen=True)
+class ClosureRow:
+    """A closed PR as the outcomes handler saw it (its own open and first-review times from GitHub)."""
+
+    repo: str
+    number: int
+    closed_at: float
+    opened_at: float | None = None
+    first_review_at: float | None = None
+
+
+@dataclass(frozen=True)
 class CostRow:
     repo: str
     number: int | None
@@ -189,7 +200,12 @@ def pr_costs(reviews: Iterable[ReviewRow], costs: Iterable[CostRow]) -> dict[tup
     return {key: audited.get(key, recorded.get(key, 0.0)) for key in set(audited) | set(recorded)}
 
 
-def summary(outcomes: Sequence[OutcomeRow], reviews: Sequence[ReviewRow], costs: Sequence[CostRow]) -> Summary:
+def summary(
+    outcomes: Sequence[OutcomeRow],
+    reviews: Sequence[ReviewRow],
+    costs: Sequence[CostRow],
+    closures: Sequence[ClosureRow] = (),
+) -> Summary:
     reviewed: dict[tuple[str, int], float] = {}
     opened: dict[tuple[str, int], float] = {}
     skipped: set[tuple[str, int]] = set()
@@ -203,7 +219,14 @@ def summary(outcomes: Sequence[OutcomeRow], reviews: Sequence[ReviewRow], costs:
         else:
             skipped.add(key)
             reasons[r.status.partition(":")[2] or r.status] += 1
-    waits = [max(0.0, reviewed[k] - opened[k]) for k in reviewed if k in opened]
+    first = dict(reviewed)
+    for c in closures:  # what GitHub said at close time fills what the review records lack
+        key = (c.repo, c.number)
+        if c.opened_at is not None:
+            opened.setdefault(key, c.opened_at)
+        if c.first_review_at is not None:
+            first.setdefault(key, c.first_review_at)
+    waits = [max(0.0, first[k] - opened[k]) for k in first if k in opened]
     return Summary(
         rates=rates(outcomes),
         prs_reviewed=len(reviewed),
@@ -222,6 +245,7 @@ def build_report(
     costs: Sequence[CostRow],
     repo: str | None = None,
     since: float | None = None,
+    closures: Sequence[ClosureRow] = (),
 ) -> StatsReport:
     repos = sorted({o.repo for o in outcomes} | {r.repo for r in reviews} | {c.repo for c in costs if c.repo})
     by_repo = {
@@ -229,6 +253,7 @@ def build_report(
             [o for o in outcomes if o.repo == name],
             [r for r in reviews if r.repo == name],
             [c for c in costs if c.repo == name],
+            [c for c in closures if c.repo == name],
         )
         for name in repos
     }
@@ -251,7 +276,7 @@ def build_report(
     return StatsReport(
         repo=repo,
         since=since,
-        overall=summary(outcomes, reviews, costs),
+        overall=summary(outcomes, reviews, costs, closures),
         by_repo=by_repo,
         by_rule=_group(outcomes, lambda o: o.rule),
         by_analyzer=_group(outcomes, lambda o: o.analyzer),
@@ -302,12 +327,21 @@ def load_costs(engine: Engine, repo: str | None = None, since: float | None = No
     return out
 
 
+def load_closures(engine: Engine, repo: str | None = None, since: float | None = None) -> list[ClosureRow]:
+    return [
+        ClosureRow(c["repo"], int(c["pr_number"]), float(c["closed_at"]), c["opened_at"], c["first_review_at"])
+        for c in OutcomeStore(engine).closures(repo)
+        if since is None or float(c["closed_at"]) >= since
+    ]
+
+
 def compute(engine: Engine, repo: str | None = None, since: float | None = None) -> StatsReport:
     """The report for `repo` (or all) since `since`; demotions are over all time, as the review handler sees them."""
     from app.demotion import demoted_rules
 
     outcomes = OutcomeStore(engine).rows(repo, since)
-    report = build_report(outcomes, load_reviews(engine, repo, since), load_costs(engine, repo, since), repo, since)
+    reviews, costs = load_reviews(engine, repo, since), load_costs(engine, repo, since)
+    report = build_report(outcomes, reviews, costs, repo, since, load_closures(engine, repo, since))
     demoted = {name: demoted_rules(engine, name) for name in report.by_repo}
     return replace(report, demoted={name: rules for name, rules in demoted.items() if rules})
 

@@ -35,10 +35,15 @@ async def classify_closed_pull_request(ctx: Context) -> None:
     pr = ctx.payload.pull_request
     if pr is None:
         return
-    raw_pr = ctx.raw.get("pull_request") or {}
-    closed_at = iso_to_epoch(raw_pr.get("closed_at")) if isinstance(raw_pr, dict) else None
+    raw_pr = ctx.raw.get("pull_request")
+    raw_pr = raw_pr if isinstance(raw_pr, dict) else {}
     results = await classify_pull(
-        ctx, pr.number, head_sha=pr.head.sha or None, merged=bool(pr.merged), closed_at=closed_at
+        ctx,
+        pr.number,
+        head_sha=pr.head.sha or None,
+        merged=bool(pr.merged),
+        closed_at=iso_to_epoch(raw_pr.get("closed_at")),
+        opened_at=iso_to_epoch(raw_pr["created_at"]) if raw_pr.get("created_at") else None,
     )
     ctx.log.info("classified %d finding(s) on closed #%s", len(results), pr.number)
 
@@ -56,6 +61,7 @@ async def classify_pull(
     head_sha: str | None = None,
     merged: bool = False,
     closed_at: float | None = None,
+    opened_at: float | None = None,
     engine: Engine | None = None,
 ) -> list[Classification]:
     """Read the PR's history from GitHub and the store, classify each posted finding, store the outcomes."""
@@ -63,8 +69,33 @@ async def classify_pull(
     history = await read_history(ctx, number, engine, head_sha)
     results = classify_history(history)
     full_name = "{owner}/{repo}".format(**ctx.repo())
-    OutcomeStore(engine).record_outcomes(full_name, number, results, merged=merged, closed_at=closed_at)
+    OutcomeStore(engine).record_outcomes(
+        full_name,
+        number,
+        results,
+        merged=merged,
+        closed_at=closed_at,
+        opened_at=opened_at,
+        first_review_at=await first_bot_review(ctx, number),
+    )
     return results
+
+
+async def first_bot_review(ctx: Context, number: int) -> float | None:
+    """When diffwise first reviewed the PR on GitHub (its earliest submitted review), for time-to-first-review."""
+    times = [
+        iso_to_epoch(str(item["submitted_at"]))
+        for item in await ctx.source.reviews(number)
+        if item.get("submitted_at") and _ours(item)
+    ]
+    return min(times) if times else None
+
+
+def _ours(review: dict[str, Any]) -> bool:
+    user = review.get("user") or {}
+    login = str(user.get("login", ""))
+    is_bot = user.get("type") == "Bot" or login.endswith("[bot]")
+    return is_bot and ("diffwise" in login or "diffwise" in str(review.get("body") or ""))
 
 
 async def read_history(ctx: Context, number: int, engine: Engine, head_sha: str | None = None) -> PrHistory:

@@ -194,6 +194,19 @@ def test_closed_pr_classifies_every_posted_finding(world: World) -> None:
     still = [REMOVE.id, SHELL.id, PICKLE.id, YAML.id, PRINT.id]
     ReviewState(world.engine).record("octo/shop", 5, head, posted_ids=still, opened_at=1.0)
 
+    for when, login in (("2026-11-19T12:05:00Z", "diffwise[bot]"), ("2026-11-19T12:01:00Z", "other[bot]")):
+        world.repo.reviews.append(
+            {
+                "id": world.fake.next_id(),
+                "pull_number": 5,
+                "user": world.fake._user(login),
+                "body": "review",
+                "state": "COMMENTED",
+                "commit_id": world.first_head,
+                "submitted_at": when,
+            }
+        )
+
     outcome = world.close(merged=True)  # through the default router: handlers/__init__ lists "outcomes"
     assert outcome.status == "handled", outcome
 
@@ -211,6 +224,7 @@ def test_closed_pr_classifies_every_posted_finding(world: World) -> None:
     assert rows["security/eval"].severity == "high"
     [closure] = OutcomeStore(world.engine).closures("octo/shop")
     assert closure["merged"] is True
+    assert closure["first_review_at"] - closure["opened_at"] == 300  # ours, not the other bot's
     # read-only at close time: reactions and threads were read, nothing was written to GitHub
     assert world.fake.count("GET", r"/pulls/comments/\d+/reactions") == 7
     assert world.fake.count("POST", r"/repos/") == 0

@@ -186,3 +186,12 @@ def test_demoted_rules_are_reported(engine: Engine) -> None:
     text = io.StringIO()
     run_stats(argparse.Namespace(repo="octo/api", format="text"), text, engine)
     assert "auto-demoted in octo/api: quality/print (100% dismissed)" in text.getvalue()
+
+
+def test_time_to_first_review_falls_back_to_what_github_said_at_close() -> None:
+    from app.stats import ClosureRow, ReviewRow, summary
+
+    closure = ClosureRow("o/r", 1, closed_at=5000.0, opened_at=1000.0, first_review_at=1600.0)
+    assert summary([], [], [], [closure]).first_review_median_s == 600
+    recorded = ReviewRow("o/r", 1, reviewed_at=1100.0, opened_at=1000.0, status="reviewed")
+    assert summary([], [recorded], [], [closure]).first_review_median_s == 100  # the store's own record wins
