@@ -8,15 +8,16 @@ handed back by `reclaim_stale` with the payload the worker saved when it claimed
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import Column, Engine, Float, Integer, LargeBinary, MetaData, String, Table, Text, insert, select
-
-from app.db import ensure_tables
 from app.delivery import Delivery
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine, MetaData, Table
 
 Encode = Callable[[Delivery], bytes]
 RETENTION_SECONDS = 14 * 24 * 3600
@@ -326,18 +327,31 @@ class RedisLedger:
         self._redis.ping()
 
 
-_metadata = MetaData()
-dead_letter = Table(
-    "dead_letter",
-    _metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("delivery_id", String(200), nullable=False, index=True),
-    Column("event", String(100), nullable=False),
-    Column("attempts", Integer, nullable=False),
-    Column("error", Text, nullable=False),
-    Column("body", LargeBinary, nullable=False),
-    Column("created_at", Float, nullable=False),
-)
+@functools.cache
+def _dead_letter_table() -> tuple[MetaData, Table]:
+    """The table, built on first use: SQLAlchemy stays out of the receiver's import path."""
+    from sqlalchemy import Column, Float, Integer, LargeBinary, MetaData, String, Table, Text
+
+    metadata = MetaData()
+    table = Table(
+        "dead_letter",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("delivery_id", String(200), nullable=False, index=True),
+        Column("event", String(100), nullable=False),
+        Column("attempts", Integer, nullable=False),
+        Column("error", Text, nullable=False),
+        Column("body", LargeBinary, nullable=False),
+        Column("created_at", Float, nullable=False),
+    )
+    return metadata, table
+
+
+def __getattr__(name: str) -> Any:
+    # `from app.deliveries import dead_letter` still works (app.metrics counts rows with it).
+    if name == "dead_letter":
+        return _dead_letter_table()[1]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -353,13 +367,18 @@ class DeadLetters:
     """Jobs that kept failing, with the error and the raw body, in the state store (app.db)."""
 
     def __init__(self, engine: Engine) -> None:
+        from app.db import ensure_tables
+
         self._engine = engine
-        ensure_tables(engine, _metadata)
+        metadata, self._table = _dead_letter_table()
+        ensure_tables(engine, metadata)
 
     def record(self, delivery: Delivery, error: str) -> None:
+        from sqlalchemy import insert
+
         with self._engine.begin() as conn:
             conn.execute(
-                insert(dead_letter).values(
+                insert(self._table).values(
                     delivery_id=delivery.id,
                     event=delivery.event,
                     attempts=delivery.attempt + 1,
@@ -370,13 +389,10 @@ class DeadLetters:
             )
 
     def recent(self, limit: int = 50) -> list[DeadLetter]:
-        query = select(
-            dead_letter.c.delivery_id,
-            dead_letter.c.event,
-            dead_letter.c.attempts,
-            dead_letter.c.error,
-            dead_letter.c.created_at,
-        )
+        from sqlalchemy import select
+
+        t = self._table
+        query = select(t.c.delivery_id, t.c.event, t.c.attempts, t.c.error, t.c.created_at)
         with self._engine.connect() as conn:
-            rows = conn.execute(query.order_by(dead_letter.c.id.desc()).limit(limit)).all()
+            rows = conn.execute(query.order_by(t.c.id.desc()).limit(limit)).all()
         return [DeadLetter(r[0], r[1], r[2], r[3], r[4]) for r in rows]
