@@ -331,3 +331,26 @@ def test_templated_yaml_is_not_reported_but_broken_yaml_is() -> None:
         cs = ChangeSet.from_unified_diff(diff)
         smap = build_syntax_map(cs, lambda p, text=text: text)  # type: ignore[misc]
         assert bool(syntax_findings(smap, cs)) is expect, name
+
+
+# current language features that must not be reported as parse errors (false findings)
+MODERN = {
+    "a.py": 'type Alias[T] = list[T]\ndef f[T](x: T) -> T:\n    return x\nx = f"{d["k"]}"\nmatch x:\n'
+    '    case {"a": 1}:\n        pass\ntry:\n    pass\nexcept* ValueError:\n    pass\n',
+    "a.ts": "const x = {a: 1} satisfies Rec;\n@Component({})\nclass A { accessor y = 1; #p = 2; static { init(); } }\n"
+    "using res = getResource();\nfunction f<const T>(x: T) {}\n",
+    "A.java": "record P(int x, int y) {}\nclass A { Object f(Object o) { return switch (o) "
+    "{ case P(int x, int y) -> x; default -> 0; }; } }\n",
+    "a.cs": "public class P(int x) { public int X => x; }\nrecord struct R(int A);\n",
+    "a.go": "package m\nfunc Map[T, U any](s []T, f func(T) U) []U { return nil }\n",
+    "a.rs": "fn f(o: Option<i32>) -> i32 { let Some(x) = o else { return 0 }; x }\n",
+    "a.php": '<?php\n#[Attr]\nenum Suit: string { case H = "h"; }\n$r = match($x) { 1 => "a", default => "b" };\n',
+    "a.kt": "sealed interface S\ndata class D(val x: Int) : S\nfun f(s: S) = when (s) { is D -> 1 }\n",
+    "a.rb": "def f = 1\ncase [1, 2]\nin [Integer => a, *]\n  a\nend\n",
+    "a.js": "class A { #x = 1; static #y; get #z() { return 1 } }\nconst v = a?.b ?? c;\nawait import('x');\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODERN))
+def test_current_language_features_parse_cleanly(name: str) -> None:
+    assert parse_file(name, MODERN[name]).errors == ()
