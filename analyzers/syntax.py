@@ -230,6 +230,12 @@ def parse_file(path: str, text: str, language: str | None = None) -> FileSyntax:
         log.info("%s is %d bytes; not parsed, line-level analysis only", path, len(source))
         return FileSyntax(path, lang, source, None)
     tree = parser.parse(source)
+    if tree.root_node.has_error and lang == "c" and language is None and path.endswith(".h"):
+        # a header is C or C++; the sniff in detect_language can miss C++, so let the cleaner parse win
+        cpp = new_parser("cpp")
+        cpp_tree = cpp.parse(source) if cpp is not None else None
+        if cpp_tree is not None and len(_syntax_issues(cpp_tree)) < len(_syntax_issues(tree)):
+            lang, tree = "cpp", cpp_tree
     spec = _SPECS.get(lang)  # no spec (YAML, ...): a tree but no symbols
     symbols, parents = _Extractor(lang, spec, source).run(tree) if spec is not None else ((), ())
     errors = _syntax_issues(tree) if tree.root_node.has_error else ()

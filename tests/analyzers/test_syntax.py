@@ -354,3 +354,11 @@ MODERN = {
 @pytest.mark.parametrize("name", sorted(MODERN))
 def test_current_language_features_parse_cleanly(name: str) -> None:
     assert parse_file(name, MODERN[name]).errors == ()
+
+
+def test_cpp_header_without_obvious_markers_is_parsed_as_cpp() -> None:
+    text = "#pragma once\nstd::string name(const std::vector<int>& v);\nauto f() -> int;\n"
+    fs = parse_file("include/x.h", text)
+    assert fs.language == "cpp"
+    assert fs.errors == ()
+    assert parse_file("include/y.h", "int f(void);\n").language == "c"
