@@ -239,6 +239,11 @@ def parse_file(path: str, text: str, language: str | None = None) -> FileSyntax:
     spec = _SPECS.get(lang)  # no spec (YAML, ...): a tree but no symbols
     symbols, parents = _Extractor(lang, spec, source).run(tree) if spec is not None else ((), ())
     errors = _syntax_issues(tree) if tree.root_node.has_error else ()
+    if errors and lang == "javascript":
+        # Flow- or TypeScript-annotated .js is valid to its authors' toolchain: not a parse error to report
+        tsx = new_parser("tsx")
+        if tsx is not None and not tsx.parse(source).root_node.has_error:
+            errors = ()
     return FileSyntax(path, lang, source, tree, symbols, errors, parents)
 
 

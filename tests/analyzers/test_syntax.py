@@ -362,3 +362,12 @@ def test_cpp_header_without_obvious_markers_is_parsed_as_cpp() -> None:
     assert fs.language == "cpp"
     assert fs.errors == ()
     assert parse_file("include/y.h", "int f(void);\n").language == "c"
+
+
+def test_flow_annotated_javascript_is_not_a_parse_error() -> None:
+    text = "// @flow\nfunction add(a: number, b: number): number {\n  return a + b;\n}\n"
+    fs = parse_file("src/add.js", text)
+    assert fs.language == "javascript"
+    assert fs.errors == ()
+    assert [s.qualname for s in fs.symbols] == ["add"]
+    assert parse_file("src/bad.js", "function f( {\n").errors != ()
