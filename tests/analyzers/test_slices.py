@@ -5,6 +5,8 @@ from __future__ import annotations
 import difflib
 import itertools
 import re
+import subprocess
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -177,3 +179,30 @@ def test_far_apart_changes_in_one_long_symbol_are_both_shown() -> None:
     assert changed == {2, 2 + 1 + 95 * 3 + 2}
     for s in slices:
         assert len(_check_numbers(s, new)) <= 30
+
+
+def test_end_to_end_on_a_git_repository(tmp_path: Path) -> None:
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    git("config", "user.email", "t@example.com")
+    git("config", "user.name", "t")
+    (tmp_path / "shop.py").write_text(OLD)
+    (tmp_path / "web.ts").write_text("export class A {\n  run(x: number): number {\n    return x;\n  }\n}\n")
+    git("add", ".")
+    git("commit", "-qm", "base")
+    (tmp_path / "shop.py").write_text(NEW)
+    (tmp_path / "web.ts").write_text("export class A {\n  run(x: number): number {\n    return x * 2;\n  }\n}\n")
+    git("commit", "-qam", "head")
+
+    cs = ChangeSet.from_git(tmp_path, "HEAD~1", "HEAD")
+    read = lambda p: (tmp_path / p).read_text()  # noqa: E731
+    smap = build_syntax_map(cs, read)
+    slices = context_slices(cs, smap, read)
+    assert [(s.path, s.symbol, s.changed) for s in slices] == [
+        ("shop.py", "Cart.total.helper", (7,)),
+        ("shop.py", "free", ()),
+        ("web.ts", "A.run", (3,)),
+    ]
+    assert {(c.path, c.symbol.qualname) for c in smap.changed_symbols()} >= {("web.ts", "A.run"), ("shop.py", "free")}
