@@ -8,6 +8,7 @@ question per sink argument, fast enough to run on every match of every rule.
 from __future__ import annotations
 
 import ast
+import bisect
 import re
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -366,6 +367,8 @@ class Flow:
         self.spec = spec
         self.source = source
         self.language = language
+        self._file_nodes: list[Node] | None = None
+        self._file_starts: list[int] = []
         self._scopes: dict[int, dict[str, list[_Assign]]] = {}
         self._params: dict[int, frozenset[str]] = {}
         self._memo: dict[tuple[int, str, int], Value] = {}
@@ -670,14 +673,18 @@ class Flow:
         # published before the walk: constant folding inside the walk reads the assignments seen so far
         self._scopes[key] = index
         spec = self.spec
-        skipped: list[tuple[int, int]] = []  # nested functions
+        skip_until = -1  # end of the nested function being skipped (nodes come in source order)
         gated: list[tuple[int, int, list[tuple[int, int]]]] = []  # (if/match span, its live parts)
         for n in self._scope_nodes(scope_node):
-            if n.id == scope_node.id or _inside(n, skipped) or not _live(n, gated):
+            if n.id == scope_node.id or n.start_byte < skip_until:
                 continue
+            if gated:
+                gated = [g for g in gated if g[1] > n.start_byte]  # drop spans already passed
+                if not _live(n, gated):
+                    continue
             t = n.type
             if t in spec.functions:
-                skipped.append((n.start_byte, n.end_byte))
+                skip_until = n.end_byte
                 continue
             if spec is PYTHON and t in ("if_statement", "match_statement"):
                 live = self._live_parts(n) if t == "if_statement" else self._live_cases(n)
@@ -703,8 +710,13 @@ class Flow:
         query = _scope_query(self.language, self.spec) if self.language is not None else None
         if query is None:
             return _walk(scope)
-        found = QueryCursor(query).captures(scope).get("n", [])
-        return sorted(found, key=lambda n: (n.start_byte, -n.end_byte))
+        if self._file_nodes is None:  # one query over the whole file, then sliced per scope
+            found = QueryCursor(query).captures(_root(scope)).get("n", [])
+            self._file_nodes = sorted(found, key=lambda n: (n.start_byte, -n.end_byte))
+            self._file_starts = [n.start_byte for n in self._file_nodes]
+        lo = bisect.bisect_left(self._file_starts, scope.start_byte)
+        hi = bisect.bisect_left(self._file_starts, scope.end_byte)
+        return [n for n in self._file_nodes[lo:hi] if n.end_byte <= scope.end_byte]
 
     def _targets(self, lhs: Node) -> list[tuple[str, bool]]:
         """Names assigned by a left-hand side: plain names replace, subscripts/attributes of a name augment."""

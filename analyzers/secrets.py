@@ -196,12 +196,6 @@ _GATE_PREFIXES = ("AKIA", "ASIA", "ABIA", "ACCA", "gh", "github_pat_", "gl", "xo
                   "sk-", "npm_", "pypi-", "SG.", "eyJ", "PRIVATE KEY")  # fmt: skip
 
 
-def _might_hold_secret(line: str) -> bool:
-    """A fast substring pre-check (most lines hold none of these), before the regexes run."""
-    lowered = line.lower()
-    return any(w in lowered for w in _GATE_WORDS) or any(p in line for p in _GATE_PREFIXES)
-
-
 def _known(text: str) -> Iterable[SecretMatch]:
     if not _KNOWN_GATE.search(text):
         return
@@ -435,16 +429,28 @@ class SecretsAnalyzer:
 def _scan_lines(path: str, text: str, lines: list[str], starts: list[int], wanted: Iterable[int]) -> list[SecretMatch]:
     """find_secrets on the wanted (1-based) lines only, offsets mapped back into `text`."""
     out: list[SecretMatch] = []
-    for n in sorted(set(wanted)):
+    candidates = _gate_hits(text, starts) & set(wanted)
+    for n in sorted(candidates):
         if not 1 <= n <= len(lines):
             continue
         line = lines[n - 1]
-        if not _might_hold_secret(line):
-            continue
         base = starts[n - 1]
         for m in find_secrets(line, path=path):
             out.append(replace(m, start=m.start + base, end=m.end + base))
     return out
+
+
+def _gate_hits(text: str, starts: list[int]) -> set[int]:
+    """Line numbers holding a gate word or token prefix, found with str.find over the whole text."""
+    hits: set[int] = set()
+    lowered = text.lower()
+    for haystack, needles in ((lowered, _GATE_WORDS), (text, _GATE_PREFIXES)):
+        for needle in needles:
+            pos = haystack.find(needle)
+            while pos != -1:
+                hits.add(bisect.bisect_right(starts, pos))
+                pos = haystack.find(needle, pos + 1)
+    return hits
 
 
 def _line_starts(text: str) -> list[int]:

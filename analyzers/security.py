@@ -293,7 +293,7 @@ def _byte_ranges(source: bytes, lines: frozenset[int]) -> list[tuple[int, int]]:
     """Byte ranges covering the given 1-based lines, contiguous lines merged."""
     if not lines:
         return []
-    total = source.count(b"\n") + 1
+    total = source.count(b"\n") + (0 if source.endswith(b"\n") else 1)
     if len(lines) >= total and min(lines) == 1:
         return [(0, len(source))]  # a new file: every line is in scope
     starts = [0]
