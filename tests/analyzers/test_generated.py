@@ -141,3 +141,23 @@ def test_a_reader_error_does_not_lose_the_other_files() -> None:
 
     skipped = classify_skips(_changeset("flaky.py", "gen.go"), read)
     assert [s.path for s in skipped] == ["gen.go"]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "path", "matches"),
+    [
+        ("*.pb.go", "api/v1/x.pb.go", True),  # no slash: any depth
+        ("/gen/*.py", "gen/a.py", True),  # leading slash: anchored at the root
+        ("/gen/*.py", "sub/gen/a.py", False),
+        ("gen/*.py", "gen/deep/a.py", False),  # * does not cross /
+        ("gen/**", "gen/deep/a.py", True),
+        ("**/fixtures/**", "a/b/fixtures/c/d.json", True),
+        ("docs/", "docs/x.md", True),
+        ("file?.txt", "file1.txt", True),
+        ("file[0-9].txt", "fileA.txt", False),
+        ("file[!0-9].txt", "fileA.txt", True),
+    ],
+)
+def test_gitattributes_pattern_semantics(pattern: str, path: str, matches: bool) -> None:
+    skipped = classify_skips(_changeset(path), lambda p: None, f"{pattern} linguist-generated\n")
+    assert bool(skipped) is matches
