@@ -29,6 +29,7 @@ class Slice:
     symbol: str | None  # qualname of the enclosing symbol, None at module level or without a grammar
     text: str
     changed: tuple[int, ...] = ()  # the added lines shown
+    outer: tuple[str, ...] = ()  # signatures of the enclosing symbols above the slice, outermost first
 
 
 def context_slices(
@@ -80,7 +81,7 @@ def _file_slices(
             regions.append(_Region(start, end, symbol, points))
     merged = _merge(regions)
     removed_after = _removed_by_position(changed) if include_removed else {}
-    return [_render(changed, r, lines, max_lines, removed_after) for r in merged]
+    return [_render(changed, fs, r, lines, max_lines, removed_after) for r in merged]
 
 
 def _change_groups(hunk: Hunk, fs: FileSyntax | None) -> list[list[int]]:
@@ -207,7 +208,12 @@ def _truncate(ranges: list[tuple[int, int]], budget: int) -> list[tuple[int, int
 
 
 def _render(
-    changed: ChangedFile, region: _Region, lines: list[str], max_lines: int, removed: dict[int, list[str]]
+    changed: ChangedFile,
+    fs: FileSyntax | None,
+    region: _Region,
+    lines: list[str],
+    max_lines: int,
+    removed: dict[int, list[str]],
 ) -> Slice:
     ranges = _visible(region, max_lines)
     width = len(str(ranges[-1][1]))
@@ -228,4 +234,8 @@ def _render(
     if ranges[-1][1] < region.end:
         out.append(" " * (width + 2) + ELISION)
     symbol = region.symbol.qualname if region.symbol is not None else None
-    return Slice(changed.path, ranges[0][0], ranges[-1][1], symbol, "\n".join(out), tuple(shown))
+    outer: tuple[str, ...] = ()
+    if fs is not None and region.symbol is not None:
+        outer = tuple(s.signature for s in fs.enclosing(region.symbol.start_line) if s.start_line < region.start)
+    start, end = ranges[0][0], ranges[-1][1]
+    return Slice(changed.path, start, end, symbol, "\n".join(out), tuple(shown), outer)

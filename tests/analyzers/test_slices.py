@@ -85,7 +85,9 @@ def test_nested_change_gives_the_innermost_function() -> None:
     ]
     assert slices[0].text == "  6 |         def helper(x):\n+ 7 |             return x * 2"
     assert slices[0].changed == (7,)
+    assert slices[0].outer == ("class Cart", "def total(self, items)")
     assert slices[1].changed == ()
+    assert slices[1].outer == ()
     for s in slices:
         _check_numbers(s, NEW)
 
