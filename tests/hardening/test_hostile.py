@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import tarfile
 import tempfile
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +17,13 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from starlette.testclient import TestClient
 
-from tests.e2e.conftest import webhook_payload
+from app.main import create_app
+from app.settings import Settings
+from tests.e2e.conftest import SECRET, sign, webhook_payload
 from tests.hardening.conftest import HOOK, InProcess, in_process, review_numbers, seed_pulls, signed_headers
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "webhooks"
@@ -151,3 +158,139 @@ def test_a_delivery_for_an_unknown_installation_is_not_retried_as_transient(app_
     time.sleep(1.5)
     assert app_h.queue.ledger.state(delivery) in {"done", "dead"}
     assert app_h.fake.count("POST", r"/installations/999999/access_tokens$") == 1
+
+
+# ---- the receiver: fuzzed bodies and headers, forged and replayed signatures, oversized bodies ------------
+
+
+@pytest.fixture(scope="module")
+def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Any]]:
+    from app.jobs import JobQueue
+
+    settings = Settings.for_tests(webhook_secret=SECRET, state_dir=tmp_path_factory.mktemp("fuzz") / "state")
+    queue = JobQueue(settings)
+    try:
+        yield TestClient(create_app(settings, queue=queue), raise_server_exceptions=True), queue
+    finally:
+        queue.close()
+
+
+_header_text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=80)
+_header_bytes = st.binary(max_size=80).filter(lambda b: not (set(b) & {0, 10, 13}))
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    event=st.sampled_from(["pull_request", "issue_comment", "ping", "push"]) | _header_text | _header_bytes,
+    delivery=st.uuids().map(str) | _header_text | _header_bytes,
+    body=st.binary(max_size=2000) | _json.map(lambda v: json.dumps(v).encode()),
+    signing=st.sampled_from(["valid", "other-secret", "garbage", "missing", "sha1", "uppercase", "empty"]),
+    extra=st.dictionaries(
+        st.sampled_from(["Content-Type", "Content-Encoding", "X-GitHub-Hook-ID", "User-Agent", "Expect"]),
+        _header_text,
+        max_size=3,
+    ),
+)
+def test_fuzzed_webhooks_never_get_a_5xx(
+    receiver: tuple[TestClient, Any],
+    event: str | bytes,
+    delivery: str | bytes,
+    body: bytes,
+    signing: str,
+    extra: dict[str, str],
+) -> None:
+    client, queue = receiver
+    headers: dict[str, str | bytes] = {**extra, "X-GitHub-Event": event, "X-GitHub-Delivery": delivery}
+    good = sign(body)
+    headers["X-Hub-Signature-256"] = {
+        "valid": good,
+        "other-secret": sign(body, "not-the-secret"),
+        "garbage": "sha256=" + "zz" * 32,
+        "sha1": "sha1=" + good[7:47],
+        "uppercase": "sha256=" + good[7:].upper(),
+        "empty": "",
+        "missing": "",
+    }[signing]
+    if signing == "missing":
+        del headers["X-Hub-Signature-256"]
+    headers.pop("Expect", None)  # the test client cannot do 100-continue
+    response = client.post(HOOK, content=body, headers=headers)  # type: ignore[arg-type]
+    assert response.status_code in {200, 202, 400, 401, 413}, (response.status_code, response.text)
+    if signing not in ("valid", "uppercase"):
+        assert response.status_code in {400, 401}  # never queued without the right signature
+    if response.status_code == 202:
+        assert queue.ledger.state(str(delivery if isinstance(delivery, str) else delivery.decode())) == "queued"
+
+
+def test_forged_signatures_are_refused_and_replays_are_not_queued_twice(
+    receiver: tuple[TestClient, Any],
+) -> None:
+    client, queue = receiver
+    body = (FIXTURES / "pull_request.opened.json").read_bytes()
+    delivery = f"replay-{uuid.uuid4()}"
+    forged = {
+        "wrong secret": sign(body, "guess"),
+        "signature of another body": sign(body + b" "),
+        "truncated": sign(body)[:-2],
+        "sha1 prefix": "sha1=" + sign(body)[7:],
+        "no prefix": sign(body)[7:],
+        "two signatures": sign(body) + "," + sign(body),
+    }
+    for what, signature in forged.items():
+        headers = signed_headers("pull_request", body, delivery) | {"X-Hub-Signature-256": signature}
+        assert client.post(HOOK, content=body, headers=headers).status_code == 401, what
+    assert queue.ledger.state(delivery) is None
+    headers = signed_headers("pull_request", body, delivery)
+    assert client.post(HOOK, content=body, headers=headers).status_code == 202
+    for _ in range(3):  # a captured request replayed as is: answered, never queued again
+        assert client.post(HOOK, content=body, headers=headers).status_code == 200
+    pending = queue.pending()
+    headers_other_body = signed_headers("pull_request", body + b"\n", delivery)
+    assert client.post(HOOK, content=body + b"\n", headers=headers_other_body).status_code == 200
+    assert queue.pending() == pending
+
+
+def _raw_post(url: str, head: bytes, body_chunks: Iterator[bytes]) -> bytes:
+    """Send a request on a raw socket (so the body may lie about its size) and return the status line."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(head)
+        try:
+            for chunk in body_chunks:
+                sock.sendall(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server stopped reading once the cap was passed: that is the point
+        sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while b"\r\n" not in data:
+            part = sock.recv(4096)
+            if not part:
+                break
+            data += part
+        return data.split(b"\r\n", 1)[0]
+
+
+def test_oversized_bodies_are_refused_with_413_and_never_queued(app_h: InProcess) -> None:
+    big = 26 * 1024 * 1024  # GitHub caps deliveries at 25 MB
+    chunk = b"x" * (1 << 20)
+
+    def head(extra: str) -> bytes:
+        return (
+            f"POST {HOOK} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-GitHub-Event: push\r\nX-GitHub-Delivery: big-{extra}\r\n"
+            f"X-Hub-Signature-256: sha256={'0' * 64}\r\nContent-Type: application/json\r\n"
+        ).encode()
+
+    declared = head("declared") + f"Content-Length: {big}\r\n\r\n".encode()
+    assert b" 413 " in _raw_post(app_h.app_url, declared, iter([chunk]))  # refused on the header alone
+    chunked = head("chunked") + b"Transfer-Encoding: chunked\r\n\r\n"
+    frames = (b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(big // len(chunk)))
+    assert b" 413 " in _raw_post(app_h.app_url, chunked, frames)  # no length given: counted while reading
+    assert app_h.queue.ledger.state("big-declared") is None
+    assert app_h.queue.ledger.state("big-chunked") is None
+    response = httpx.get(app_h.app_url + "/readyz", timeout=10)
+    assert response.status_code == 200  # still serving
