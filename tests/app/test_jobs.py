@@ -15,12 +15,14 @@ import logging
 import pickle
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given
+from hypothesis import settings as settings_
 from hypothesis import strategies as st
 
 from app.deliveries import Head
@@ -418,3 +420,22 @@ def test_the_fast_encoding_is_what_huey_itself_would_read(make_queue: Callable[.
         slow.retries,
     )
     assert fast.id != q.huey.deserialize_task(q._encode(d)).id  # a fresh id per message
+
+
+@settings_(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batches=st.lists(st.lists(st.sampled_from("abcdefgh"), max_size=6), max_size=6))
+def test_accept_is_true_exactly_once_per_delivery_id(
+    make_queue: Callable[..., JobQueue], batches: list[list[str]]
+) -> None:
+    q = make_queue(Recorder())
+    prefix = uuid.uuid4().hex[:8]  # each example gets its own ids on the shared queue
+    seen: set[str] = set()
+    pending_before = q.pending()
+    for batch in batches:
+        flags = q.submit_many([delivery(f"{prefix}-{name}") for name in batch])
+        expected = []
+        for name in batch:
+            expected.append(name not in seen)
+            seen.add(name)
+        assert flags == expected
+    assert q.pending() - pending_before == len(seen)
