@@ -172,7 +172,10 @@ class OutcomeStore:
         opened_at: float | None = None,
         first_review_at: float | None = None,
     ) -> None:
-        """Replace this PR's outcomes (a later classification of the same PR wins)."""
+        """Replace this PR's outcomes (a later classification of the same PR wins); with `closed_at`, its closure too.
+
+        Without `closed_at` (an on-demand classification of an open PR) no closure is recorded.
+        """
         items = list(classifications)
         self.record_posted(repo, pr_number, (c.finding for c in items))
         repo = repo.lower()
@@ -195,6 +198,8 @@ class OutcomeStore:
                         for c in {c.finding.finding_id: c for c in items}.values()
                     ],
                 )
+            if closed_at is None:
+                return
             conn.execute(
                 delete(pr_closures).where(and_(pr_closures.c.repo == repo, pr_closures.c.pr_number == pr_number))
             )
@@ -203,7 +208,7 @@ class OutcomeStore:
                     repo=repo,
                     pr_number=pr_number,
                     merged=merged,
-                    closed_at=closed_at or now,
+                    closed_at=closed_at,
                     classified_at=now,
                     opened_at=opened_at,
                     first_review_at=first_review_at,

@@ -64,7 +64,11 @@ async def classify_pull(
     opened_at: float | None = None,
     engine: Engine | None = None,
 ) -> list[Classification]:
-    """Read the PR's history from GitHub and the store, classify each posted finding, store the outcomes."""
+    """Read the PR's history from GitHub and the store, classify each posted finding, store the outcomes.
+
+    The closed-PR handler passes `closed_at`; called on demand for an open PR, the outcomes so far are stored
+    (and replaced when it closes) but no closure is.
+    """
     engine = engine or store_engine(ctx.settings)
     history = await read_history(ctx, number, engine, head_sha)
     results = classify_history(history)

@@ -254,3 +254,20 @@ def test_a_pr_without_findings_stores_only_its_closure(world: World) -> None:
 
 def test_the_outcomes_router_is_composed() -> None:
     assert any(r.handles("pull_request", "closed") for r in routers())
+
+
+def test_on_demand_classification_of_an_open_pr(world: World) -> None:
+    from app.handlers.outcomes import classify_pull
+
+    seen: list[str] = []
+    on_demand = Router()
+
+    @on_demand.on("pull_request.closed")  # any delivery gives a Context; the PR itself stays open here
+    async def run(ctx: Any) -> None:
+        seen.extend(c.outcome.value for c in await classify_pull(ctx, 5))
+
+    world.react(world.post(YAML), "-1", "dev")
+    assert world.close(router=on_demand).status == "handled"
+    assert seen == ["dismissed"]
+    assert [r.outcome for r in OutcomeStore(world.engine).rows()] == ["dismissed"]
+    assert OutcomeStore(world.engine).closures() == []

@@ -40,7 +40,8 @@ def test_outcomes_round_trip_and_reclassification_replaces(engine: Engine) -> No
     store.record_outcomes(
         "Octo/Shop", 5, [Classification(a, Outcome.DISPUTED, "r"), Classification(b, Outcome.UNADDRESSED, "")]
     )
-    store.record_outcomes("octo/shop", 5, [Classification(a, Outcome.APPLIED, "fixed")], merged=True)
+    assert store.closures() == []  # classified on demand while open: no closure
+    store.record_outcomes("octo/shop", 5, [Classification(a, Outcome.APPLIED, "fixed")], merged=True, closed_at=9.0)
     rows = {r.finding_id: r for r in store.rows("octo/shop")}
     assert rows[a.finding_id].outcome == "applied"
     assert rows[b.finding_id].outcome is None  # posted, no longer classified on the re-run
