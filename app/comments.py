@@ -16,6 +16,8 @@ FINDING_MARKER = "<!-- diffwise:finding:{id} -->"
 _FINDING_MARKER_RE = re.compile(r"<!-- diffwise:finding:([0-9a-f]{8,64}) -->")
 _TRUNCATED = "\n\n… (truncated to fit GitHub's comment size limit)\n"
 
+LLM_BADGE = " · _AI review_"  # also how a later run tells an LLM finding's thread from an analyzer's
+
 SEVERITY_BADGE = {
     Severity.CRITICAL: "🛑 Critical",
     Severity.HIGH: "🔴 High",
@@ -98,7 +100,7 @@ def finding_body(finding: Finding, suggestion: str | None = None, moved_from: in
     if finding.cwe:
         header += f" · {cwe_link(finding.cwe)}"
     if finding.source == "llm":
-        header += " · _AI review_"
+        header += LLM_BADGE
     parts = [header]
     if finding.title:
         parts.append(f"**{finding.title.strip()}**")
@@ -204,7 +206,12 @@ def summary_body(data: SummaryData) -> str:
     if data.tests_count:
         out += [f"{data.tests_count} suggested property test module(s) are in the tests comment.", ""]
     out += [f"<sub>{COMMANDS_HELP}</sub>"]
-    return fit("\n".join(out), keep_tail="\n" + SUMMARY_MARKER)
+    return fit("\n".join(out), keep_tail=f"\n{head_marker(data.head_sha)}\n{SUMMARY_MARKER}")
+
+
+def head_marker(head_sha: str) -> str:
+    """Which head SHA a summary describes: lets a redelivered webhook see that this head is already done."""
+    return f"<!-- diffwise:head:{head_sha} -->"
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ class ReviewInput:
     mode: FilterMode | None = None  # None → the policy's analyzers.mode
     gitattributes: str | None = None
     analyzers: Sequence[Analyzer] | None = None  # None → the built-in analyzers the policy enables
+    llm_paths: frozenset[str] | None = None  # incremental review: only these files go to the LLM
 
 
 @dataclass(frozen=True)
@@ -381,6 +382,10 @@ async def _run_llm(
         return [], LLMSummary(used=False), []
     if not _enabled(_section(policy, "llm")):
         return [], LLMSummary(used=False), ["LLM review disabled by policy"]
+    if inp.llm_paths is not None:
+        changeset = ChangeSet(tuple(f for f in changeset.files if f.path in inp.llm_paths), changeset.skipped)
+        if not changeset.files:
+            return [], LLMSummary(used=False), ["LLM review: no file changed since the last review"]
     try:
         from app.llm_review import LLMRequest
 

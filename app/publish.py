@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from githubkit.exception import RequestFailed
@@ -12,6 +12,7 @@ from githubkit.exception import RequestFailed
 from analyzers.base import Finding, Severity
 from analyzers.diff import ChangeSet, PlacementKind, place
 from app.comments import (
+    LLM_BADGE,
     SUMMARY_MARKER,
     SummaryData,
     annotation,
@@ -122,8 +123,18 @@ class Publisher:
 
     # ---- check run -------------------------------------------------------------------------------
     async def start_check(self) -> int | None:
+        """Mark the head `in_progress`, reusing a run a retried job left in progress (no orphaned checks)."""
         if not self.options.checks:
             return None
+        listing = await self._request(
+            "GET",
+            f"{self.target.base}/commits/{self.target.head_sha}/check-runs",
+            params={"check_name": CHECK_NAME, "per_page": 100},
+        )
+        for existing in (listing or {}).get("check_runs", []):
+            if existing.get("name") == CHECK_NAME and existing.get("status") != "completed":
+                self.check_run_id = int(existing["id"])
+                return self.check_run_id
         run = await self._request(
             "POST",
             f"{self.target.base}/check-runs",
@@ -155,7 +166,7 @@ class Publisher:
         elif self.check_run_id is not None:
             await self._request("PATCH", f"{self.target.base}/check-runs/{self.check_run_id}", json=payload)
 
-    async def _complete_check(self, review: Review, result: PublishResult) -> None:
+    async def _complete_check(self, review: Review, result: PublishResult, failure: str | None = None) -> None:
         if not self.options.checks:
             return
         output = check_output(
@@ -165,6 +176,8 @@ class Publisher:
             [(s.path, s.reason) for s in review.skipped],
             review.failed_analyzers,
         )
+        if failure:  # e.g. an invalid policy file: the gate fails whatever was found
+            output = replace(output, title=f"{failure} · {output.title}", conclusion="failure")
         annotations = [annotation(f) for f in review.findings]
         batches = [annotations[i : i + ANNOTATIONS_PER_REQUEST] for i in range(0, len(annotations), 50)] or [[]]
         base_output = {"title": output.title, "summary": output.summary}
@@ -304,7 +317,11 @@ class Publisher:
         return []
 
     async def _resolve_outdated(
-        self, existing: list[ExistingComment], current: set[str], reviewed: set[str]
+        self,
+        existing: list[ExistingComment],
+        current: set[str],
+        reviewed: set[str],
+        llm_paths: frozenset[str] | None = None,
     ) -> list[str]:
         """Findings that no longer fire in a re-reviewed file: reply "fixed in <sha>" and resolve the thread."""
         replies_to: dict[int, list[ExistingComment]] = {}
@@ -318,6 +335,8 @@ class Publisher:
                 continue
             if c.path not in reviewed or any(fid in current for fid in c.finding_ids):
                 continue
+            if llm_paths is not None and LLM_BADGE in c.body and c.path not in llm_paths:
+                continue  # an AI finding in a file the LLM did not look at this time: still stands
             replies = replies_to.get(c.id, [])
             if any(not r.author_is_bot for r in replies):
                 continue  # a human took part: leave the thread to people
@@ -375,6 +394,9 @@ class Publisher:
         incremental_from: str | None = None,
         pending_policy_change: bool = False,
         extra_notes: Sequence[str] = (),
+        check_failure: str | None = None,
+        demoted_rules: Sequence[str] = (),
+        llm_paths: frozenset[str] | None = None,
     ) -> PublishResult:
         result = PublishResult()
         existing = await self.existing_comments()
@@ -397,7 +419,7 @@ class Publisher:
         result.already_posted = [f.id for f in already]
 
         current = {f.id for f in review.findings}
-        result.resolved = await self._resolve_outdated(existing, current, set(review.reviewed_files))
+        result.resolved = await self._resolve_outdated(existing, current, set(review.reviewed_files), llm_paths)
 
         llm_line = None
         if review.llm.used:
@@ -423,9 +445,10 @@ class Publisher:
             tests_count=len(review.tests),
             incremental_from=incremental_from,
             pending_policy_change=pending_policy_change,
+            demoted_rules=tuple(demoted_rules),
         )
         result.summary_comment_id = await self.upsert_issue_comment(SUMMARY_MARKER, summary_body(data))
-        await self._complete_check(review, result)
+        await self._complete_check(review, result, check_failure)
         result.api_calls = self.calls
         return result
 

@@ -1,15 +1,18 @@
-"""The review handler: on PR open/reopen/ready/push, review the change and post one COMMENT review."""
+"""The review handler: on PR open/reopen/ready/push, review the change and publish it (app.publish)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass, replace
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from analyzers.base import Finding, Severity
-from analyzers.diff import ChangeSet, PlacementKind, Skipped, place
-from app.comments import SUMMARY_MARKER, SummaryData, finding_body, marker_ids, summary_body
+from analyzers.base import Severity
+from app.comments import SUMMARY_MARKER, TESTS_MARKER, head_marker
+from app.errors import RetryLater
 from app.events import PullRequest
+from app.publish import Publisher, PublishOptions, PublishResult, PublishTarget
 from app.routing import Router
 from app.source import pull_info
 
@@ -17,29 +20,11 @@ if TYPE_CHECKING:
     from app.context import Context
     from app.pipeline import Review
 
+log = logging.getLogger(__name__)
+
 router = Router()
 
 TRIGGERS = ("opened", "reopened", "ready_for_review", "synchronize")
-
-
-@dataclass(frozen=True)
-class ReviewTarget:
-    owner: str
-    repo: str
-    number: int
-    head_sha: str
-    html_url: str
-
-
-@dataclass(frozen=True)
-class PlannedReview:
-    """What one review will say: the summary body and the inline comments GitHub will accept."""
-
-    body: str
-    comments: tuple[dict[str, Any], ...]
-    inline: tuple[Finding, ...]
-    in_summary: tuple[tuple[Finding, str], ...]
-    fallback_body: str  # the summary with every inline finding listed, for when GitHub refuses a position
 
 
 def skip_reason(pr: PullRequest, policy: Any, action: str | None) -> str | None:
@@ -84,18 +69,29 @@ async def review_pull_request(ctx: Context) -> None:
 
 
 async def rereview_pull_request(ctx: Context, number: int) -> None:
-    """`/diffwise review`: a full review on request, even of a head SHA already reviewed (drafts included)."""
+    """`/diffwise review`: a full review on request, even of a head already reviewed (drafts and paused too)."""
     await review_pull(ctx, number, force=True)
+
+
+def _stores(settings: Any) -> tuple[Any, Any]:
+    from app.db import database_url, get_engine
+    from app.pr_state import PrState
+    from app.review_state import ReviewState
+
+    engine = get_engine(database_url(settings.state_dir, getattr(settings, "database_url", None)))
+    return ReviewState(engine), PrState(engine)
 
 
 async def review_pull(
     ctx: Context, number: int, *, policy: Any = None, expected_head: str | None = None, force: bool = False
-) -> int | None:
-    """Fetch the PR as it is now, review its files, post one COMMENT review; the review id, or None if skipped."""
+) -> PublishResult | None:
+    """Fetch the PR as it is now, review it, publish; the publish result, or None if skipped."""
     if policy is None:
         policy = await ctx.config()
     source = ctx.source
-    pr, _raw = await source.pull(number)  # uncached: the payload may be older than the PR
+    pr, raw = await source.pull(number)  # uncached: the payload may be older than the PR
+    owner, repo = source.owner, source.repo
+    repo_key = f"{owner}/{repo}"
     if force:  # asked for explicitly: only a closed PR is refused
         reason = None if pr.is_open else f"pull request is {pr.state}"
     else:
@@ -106,10 +102,42 @@ async def review_pull(
     if expected_head and pr.head.sha != expected_head:
         ctx.log.info("skipping #%s at %s: head moved to %s", pr.number, expected_head[:12], pr.head.sha[:12])
         return None
-    if not force and await already_reviewed(ctx, pr.number, pr.head.sha):
-        ctx.log.info("#%s at %s is already reviewed", pr.number, pr.head.sha[:12])
-        return None
+    reviews, pr_state = _stores(ctx.settings)
+    if not force:
+        if pr_state.is_paused(repo_key, pr.number):
+            ctx.log.info("skipping #%s: paused with /diffwise pause", pr.number)
+            return None
+        if reviews.was_reviewed(repo_key, pr.number, pr.head.sha) or await summary_covers(ctx, pr.number, pr.head.sha):
+            ctx.log.info("#%s at %s is already reviewed", pr.number, pr.head.sha[:12])
+            return None
 
+    target = PublishTarget(owner, repo, pr.number, pr.head.sha, f"https://github.com/{owner}/{repo}")
+    options = PublishOptions.from_policy(policy)
+    publisher = Publisher(ctx.gh, target, options)
+    await publisher.start_check()
+    try:
+        opened_at = _timestamp(raw.get("created_at"))
+        return await _review_and_publish(ctx, pr, policy, publisher, reviews, pr_state, force, opened_at)
+    except RetryLater:
+        raise  # the job is rescheduled; the in-progress check run is picked up again by the next attempt
+    except Exception as exc:
+        await publisher.fail_check("diffwise could not finish this review", f"{type(exc).__name__}: {exc}")
+        raise
+
+
+async def _review_and_publish(
+    ctx: Context,
+    pr: PullRequest,
+    policy: Any,
+    publisher: Publisher,
+    reviews: Any,
+    pr_state: Any,
+    force: bool,
+    opened_at: float | None,
+) -> PublishResult:
+    source = ctx.source
+    owner, repo = source.owner, source.repo
+    repo_key = f"{owner}/{repo}"
     files = await source.files(pr.number)
     included = getattr(policy, "path_included", None)
     contents, unreadable = await source.head_files(files.changeset, pr.head.sha, wanted=included)
@@ -117,55 +145,162 @@ async def review_pull(
     notes: list[str] = []
     if files.truncated:
         notes.append(f"GitHub lists at most {files.listed} files; this PR changes more, the rest were not reviewed.")
-    notes += await policy_notes(ctx, pr.number, [f.path for f in changeset.files])
+    policy_errors, policy_notes_ = await policy_notes(ctx, pr.number, [f.path for f in changeset.files])
+    notes += policy_notes_
+    llm_paths, incremental_from = (None, None) if force else await incremental_scope(ctx, policy, reviews, pr)
+    await publisher.progress("parse")
 
     from app.pipeline import ReviewInput, run_review  # heavy: analyzers and tree-sitter
 
-    owner, repo = source.owner, source.repo
+    base_reader = LazyReader(source, pr.base.sha, asyncio.get_running_loop())
     review = await run_review(
         ReviewInput(
             changeset=changeset,
             read_head=contents.get,
+            read_base=base_reader,
             policy=policy,
             pr=pull_info(owner, repo, pr),
             llm=make_llm(ctx.settings, policy),
+            llm_paths=llm_paths,
         )
     )
-    target = ReviewTarget(owner, repo, pr.number, pr.head.sha, f"https://github.com/{owner}/{repo}")
-    posted = await posted_finding_ids(ctx, pr.number)
-    plan = plan_review(changeset, review, target, policy, notes, posted)
-    review_id = await post_review(ctx, target, plan)
+    await publisher.progress("analyze + LLM")
+    review, demoted = apply_feedback(ctx.settings, repo_key, pr.number, policy, review, pr_state)
+    check_failure = "invalid .github/diffwise.yml" if policy_errors else None
+    from app.policy_loader import pending_policy_change
+
+    result = await publisher.publish(
+        changeset,
+        review,
+        incremental_from=incremental_from,
+        pending_policy_change=pending_policy_change([f.path for f in changeset.files]),
+        extra_notes=notes,
+        check_failure=check_failure,
+        demoted_rules=demoted,
+        llm_paths=llm_paths,
+    )
+    if review.tests:
+        await publish_tests(publisher, review)
+    reviews.record(
+        repo_key,
+        pr.number,
+        pr.head.sha,
+        findings=len(review.findings),
+        inline=len(result.inline),
+        in_summary=len(result.in_summary),
+        rejected=len(result.rejected),
+        api_calls=result.api_calls,
+        incremental_from=incremental_from,
+        cost_usd=review.llm.cost_usd,
+        posted_ids=[*result.inline, *result.already_posted],
+        opened_at=opened_at,
+    )
+    _observe(review, result)
     ctx.log.info(
-        "reviewed #%s at %s: %d finding(s), %d inline, review %s",
+        "reviewed #%s at %s: %d finding(s), %d inline, %d in summary, %d resolved, %d API calls",
         pr.number,
         pr.head.sha[:12],
         len(review.findings),
-        len(plan.comments),
-        review_id,
+        len(result.inline),
+        len(result.in_summary),
+        len(result.resolved),
+        result.api_calls,
     )
-    return review_id
+    return result
 
 
-async def policy_notes(ctx: Context, number: int, changed_paths: Sequence[str]) -> list[str]:
-    """Summary notes about the policy; an invalid policy file also gets its one (upserted) PR comment."""
+class LazyReader:
+    """A sync file reader for analyzer threads that fetches base-version files on demand, once each."""
+
+    def __init__(self, source: Any, ref: str, loop: asyncio.AbstractEventLoop, limit: int = 50) -> None:
+        self._source = source
+        self._ref = ref
+        self._loop = loop
+        self._cache: dict[str, str | None] = {}
+        self._limit = limit  # base reads are a nicety (test oracles): never let them eat the rate limit
+
+    def __call__(self, path: str) -> str | None:
+        if path in self._cache:
+            return self._cache[path]
+        if len(self._cache) >= self._limit or not self._ref:
+            return None
+        try:
+            future = asyncio.run_coroutine_threadsafe(self._source.read_text(path, self._ref), self._loop)
+            text = future.result(timeout=30).text
+        except Exception as exc:  # a base file we cannot read only weakens an oracle
+            log.info("base version of %s unavailable: %s", path, exc)
+            text = None
+        self._cache[path] = text
+        return text
+
+
+async def incremental_scope(
+    ctx: Context, policy: Any, reviews: Any, pr: PullRequest
+) -> tuple[frozenset[str] | None, str | None]:
+    """On a push, the files changed since the last reviewed head (compare API), unless history was rewritten."""
+    if not getattr(getattr(policy, "review", None), "incremental", True) or ctx.action != "synchronize":
+        return None, None
+    last = reviews.last_reviewed(f"{ctx.source.owner}/{ctx.source.repo}", pr.number)
+    if last is None or last.head_sha == pr.head.sha:
+        return None, None
+    url = f"/repos/{ctx.source.owner}/{ctx.source.repo}/compare/{last.head_sha}...{pr.head.sha}"
     try:
-        from app.policy_loader import (
-            POLICY_COMMENT_MARKER,
-            format_issue,
-            pending_policy_change,
-            pending_policy_note,
-            render_policy_comment,
-        )
+        compare = (await ctx.gh.arequest("GET", url)).json()
+    except RetryLater:
+        raise
+    except Exception as exc:  # e.g. 404 after a force push dropped the old head: review everything
+        ctx.log.info("compare %s...%s failed (%s); full review", last.head_sha[:7], pr.head.sha[:7], exc)
+        return None, None
+    if compare.get("status") not in ("ahead", "identical"):
+        ctx.log.info("history rewritten since %s (%s); full review", last.head_sha[:7], compare.get("status"))
+        return None, None
+    return frozenset(str(f.get("filename")) for f in compare.get("files") or []), last.head_sha
+
+
+def apply_feedback(
+    settings: Any, repo_key: str, number: int, policy: Any, review: Review, pr_state: Any
+) -> tuple[Review, list[str]]:
+    """`/diffwise ignore` suppressions for this PR, and rules this repository keeps dismissing (demoted)."""
+    suppressions = pr_state.suppressions(repo_key, number)
+    findings = [f for f in review.findings if not suppressions.suppresses(f.id, f.rule)]
+    suppressed = len(review.findings) - len(findings)
+    demoted: list[str] = []
+    try:
+        from app.demotion import demote, demoted_for
     except ImportError:
-        return []
-    notes = [pending_policy_note()] if pending_policy_change(changed_paths) else []
+        demote = None
+    if demote is not None:
+        min_severity = getattr(getattr(policy, "comments", None), "min_severity", "medium")
+        rates = demoted_for(pr_state.engine, repo_key, policy)
+        if rates:
+            findings, demoted = demote(findings, rates, Severity.parse(min_severity))
+    notes = list(review.notes)
+    if suppressed:
+        notes.append(f"{suppressed} finding(s) suppressed on this PR with `/diffwise ignore`.")
+    return replace(review, findings=tuple(findings), notes=tuple(notes)), demoted
+
+
+async def publish_tests(publisher: Publisher, review: Review) -> None:
+    from analyzers.testgen import TestSuggestions, render_tests_comment
+
+    body = render_tests_comment(TestSuggestions(tuple(review.tests), ()))
+    if TESTS_MARKER not in body:
+        body = f"{TESTS_MARKER}\n{body}"
+    await publisher.upsert_issue_comment(TESTS_MARKER, body)
+
+
+async def policy_notes(ctx: Context, number: int, changed_paths: Sequence[str]) -> tuple[list[Any], list[str]]:
+    """The policy's errors, and summary notes about them; an invalid file also gets its one PR comment."""
+    from app.policy_loader import POLICY_COMMENT_MARKER, format_issue, render_policy_comment
+
     result = await ctx.policy_result()
     errors = list(getattr(result, "errors", None) or [])
+    notes: list[str] = []
     if errors:
         notes.append(f"The policy file has {len(errors)} error(s); those keys used their defaults.")
         notes += [format_issue(issue) for issue in errors[:10]]
         await upsert_issue_comment(ctx, number, POLICY_COMMENT_MARKER, render_policy_comment(errors))
-    return notes
+    return errors, notes
 
 
 async def upsert_issue_comment(ctx: Context, number: int, marker: str, body: str) -> None:
@@ -189,121 +324,38 @@ def make_llm(settings: Any, policy: Any) -> Any:
     return LLMReviewer.from_settings(settings, policy)
 
 
-async def posted_finding_ids(ctx: Context, number: int) -> frozenset[str]:
-    """Finding ids the bot already has inline on this PR (its review comments' hidden markers)."""
-    ids: set[str] = set()
-    for comment in await ctx.source.review_comments(number):
+async def summary_covers(ctx: Context, number: int, head_sha: str) -> bool:
+    """GitHub is the source of truth when local state is behind: the bot's summary names the head it reviewed."""
+    marker = head_marker(head_sha)
+    for comment in await ctx.source.issue_comments(number):
         user = comment.get("user") or {}
-        if user.get("type") == "Bot" or str(user.get("login", "")).endswith("[bot]"):
-            ids.update(marker_ids(comment.get("body") or ""))
-    return frozenset(ids)
-
-
-async def already_reviewed(ctx: Context, number: int, head_sha: str) -> bool:
-    """A redelivered webhook must not post a second review of the same head SHA."""
-    for item in await ctx.source.reviews(number):
-        user = item.get("user") or {}
-        if (
-            item.get("commit_id") == head_sha
-            and SUMMARY_MARKER in (item.get("body") or "")
-            and (user.get("type") == "Bot" or str(user.get("login", "")).endswith("[bot]"))
-        ):
+        body = comment.get("body") or ""
+        if user.get("type") == "Bot" and SUMMARY_MARKER in body and marker in body:
             return True
     return False
 
 
-def plan_review(
-    changeset: ChangeSet,
-    review: Review,
-    target: ReviewTarget,
-    policy: Any,
-    notes: Sequence[str] = (),
-    posted: Collection[str] = frozenset(),
-) -> PlannedReview:
-    """Inline comments where GitHub accepts them (EXACT/NEAREST placements), everything else in the summary.
-
-    Findings whose id is in `posted` (an earlier review's inline comment is still there) are not repeated.
-    """
-    comments_policy = getattr(policy, "comments", None)
-    min_severity = Severity.parse(getattr(comments_policy, "min_severity", "medium"))
-    max_comments = int(getattr(comments_policy, "max_comments", 12))
-    comments: list[dict[str, Any]] = []
-    inline: list[Finding] = []
-    in_summary: list[tuple[Finding, str]] = []
-    already: list[Finding] = []
-    below = 0
-    ranked = sorted(review.findings, key=lambda f: f.rank, reverse=True)
-    for finding in ranked:
-        if finding.id in posted:
-            already.append(finding)
-            continue
-        if finding.severity < min_severity:
-            below += 1
-            continue
-        placement = place(changeset, finding.path, finding.start_line, finding.end_line, finding.side)
-        if placement.kind is PlacementKind.OUTSIDE or placement.line is None:
-            in_summary.append((finding, placement.reason or "outside the diff"))
-            continue
-        if len(comments) >= max_comments:
-            in_summary.append((finding, "over the inline comment cap"))
-            continue
-        moved = finding.end_line if placement.kind is PlacementKind.NEAREST else None
-        comment: dict[str, Any] = {
-            "path": placement.path,
-            "line": placement.line,
-            "side": placement.side,
-            "body": finding_body(finding, moved_from=moved),
-        }
-        if placement.start_line is not None and placement.start_line < placement.line:
-            comment["start_line"] = placement.start_line
-            comment["start_side"] = placement.side
-        comments.append(comment)
-        inline.append(finding)
-    data = SummaryData(
-        head_sha=target.head_sha,
-        repo_url=target.html_url,
-        findings=review.findings,
-        inline=inline,
-        already_posted=already,
-        in_summary=in_summary,
-        below_threshold=below,
-        reviewed_files=review.reviewed_files,
-        skipped=[(s.path, s.reason) for s in _skipped(changeset, review)],
-        failed_analyzers=review.failed_analyzers,
-        notes=[*review.notes, *notes],
-        tests_count=0,  # this handler posts no tests comment (app.publish does)
-    )
-    refused = [(f, "GitHub refused the inline position") for f in inline]
-    fallback = replace(data, inline=(), in_summary=[*refused, *in_summary])
-    return PlannedReview(summary_body(data), tuple(comments), tuple(inline), tuple(in_summary), summary_body(fallback))
-
-
-def _skipped(changeset: ChangeSet, review: Review) -> list[Skipped]:
-    seen: dict[str, Skipped] = {s.path: s for s in changeset.skipped}
-    for s in review.skipped:
-        seen.setdefault(s.path, s)
-    return list(seen.values())
-
-
-async def post_review(ctx: Context, target: ReviewTarget, plan: PlannedReview) -> int | None:
-    """The one GitHub write of this handler: a single COMMENT review (never APPROVE). Swappable for app.publish."""
-    url = f"/repos/{target.owner}/{target.repo}/pulls/{target.number}/reviews"
-    payload: dict[str, Any] = {
-        "commit_id": target.head_sha,
-        "event": "COMMENT",
-        "body": plan.body,
-        "comments": list(plan.comments),
-    }
-    from githubkit.exception import RequestFailed
-
+def _timestamp(value: Any) -> float | None:
+    if value is None:
+        return None
+    if hasattr(value, "timestamp"):
+        return float(value.timestamp())
     try:
-        response = await ctx.gh.arequest("POST", url, json=payload)
-    except RequestFailed as exc:
-        if exc.response.status_code != 422 or not plan.comments:
-            raise
-        # A placement GitHub refused (the diff moved under us): keep the review, summary only.
-        ctx.log.warning("GitHub refused an inline position (422); posting the summary without inline comments")
-        payload["comments"] = []
-        payload["body"] = plan.fallback_body
-        response = await ctx.gh.arequest("POST", url, json=payload)
-    return int(response.json().get("id") or 0) or None
+        from datetime import datetime
+
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _observe(review: Review, result: PublishResult) -> None:
+    try:
+        from app import metrics
+    except ImportError:
+        return
+    observe = getattr(metrics, "observe_review", None)
+    if callable(observe):
+        observe(review)
+    posted = getattr(metrics, "observe_publish", None)
+    if callable(posted):
+        posted(result)

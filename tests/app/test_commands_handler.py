@@ -434,8 +434,11 @@ def test_review_command_runs_the_real_review_handler(world: World) -> None:
     assert world.services.rereview is not None
     world.comment("/diffwise review")
     world.comment("/diffwise review")  # on request, even the same head is reviewed again
-    assert len(world.repo.reviews) == 2
-    assert all(r["commit_id"] == world.pull.head_sha for r in world.repo.reviews)
+    runs = [r for r in world.repo.check_runs if r["head_sha"] == world.pull.head_sha]
+    assert [r["status"] for r in runs] == ["completed", "completed"]
+    summaries = [c for c in world.repo.issue_comments if "<!-- diffwise:summary -->" in c["body"]]
+    assert len(summaries) == 1  # edited in place, never duplicated
+    assert world.pull.head_sha[:7] in summaries[0]["body"]
 
 
 # -- the real LLM adapters (app.llm_review) against the fake Anthropic ---------------------------------------

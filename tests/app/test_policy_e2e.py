@@ -36,7 +36,8 @@ def test_a_pr_cannot_switch_off_the_policy_it_is_judged_by(harness: Harness) -> 
     assert status == 202
     assert harness.wait(delivery) == {delivery: "done"}
     [review] = repo.reviews  # reviewed although the PR's copy says `auto: false`
-    assert SUMMARY_MARKER in review["body"]
+    [summary] = [c["body"] for c in repo.issue_comments if SUMMARY_MARKER in c["body"]]
+    assert "reviewed under the default branch's policy" in summary  # the pending policy change is noted
     comments = [c for c in repo.review_comments if c["pull_request_review_id"] == review["id"]]
     assert any(c["path"] == "app/calc.py" for c in comments), review["body"]
 

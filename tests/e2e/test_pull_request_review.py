@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from types import SimpleNamespace
 from typing import Any
@@ -15,14 +14,11 @@ from hypothesis import strategies as st
 from analyzers.base import Confidence, Finding, Severity
 from analyzers.diff import ChangeSet
 from app.comments import SUMMARY_MARKER, marker_ids
-from app.context import Context
-from app.events import PullRequest, parse_event
-from app.github import GitHubApp
-from app.handlers.review import PlannedReview, ReviewTarget, plan_review, post_review, skip_reason
-from app.pipeline import Review
-from app.settings import Settings
-from tests.e2e.conftest import APP_ID, Harness, comment_payload, running_harness, webhook_payload
-from tests.fakes.github import FakeGitHub, FakePull, FakeRepo, commentable_lines, file_patch, shared_app_keys
+from app.events import PullRequest
+from app.handlers.review import skip_reason
+from app.publish import Publisher, PublishOptions, PublishTarget
+from tests.e2e.conftest import Harness, comment_payload, running_harness, webhook_payload
+from tests.fakes.github import FakePull, FakeRepo, commentable_lines, file_patch
 
 VULNERABLE = (
     "import subprocess\n"
@@ -54,6 +50,12 @@ def seed(h: Harness, number: int = 1, **pull_options: Any) -> tuple[FakeRepo, Fa
     return repo, pull
 
 
+def summary(repo: FakeRepo) -> str:
+    """The one summary comment (edited in place, never duplicated)."""
+    [body] = [c["body"] for c in repo.issue_comments if SUMMARY_MARKER in c["body"]]
+    return str(body)
+
+
 def assert_on_diff_lines(pull: FakePull, comments: list[dict[str, Any]]) -> None:
     patches = {f["filename"]: f.get("patch") for f in pull.files}
     for c in comments:
@@ -75,9 +77,11 @@ def test_opened_pull_request_gets_one_comment_review(harness: Harness) -> None:
     assert review["event"] == "COMMENT"
     assert review["state"] == "COMMENTED"
     assert review["commit_id"] == pull.head_sha
-    assert SUMMARY_MARKER in review["body"]
-    assert pull.head_sha[:7] in review["body"]
-    assert "logo.png" in review["body"]  # skipped files are listed with their reason
+    assert pull.head_sha[:7] in summary(repo)
+    assert "logo.png" in summary(repo)  # skipped files are listed with their reason
+    [check] = repo.check_runs
+    assert check["status"] == "completed"
+    assert check["conclusion"] == "failure"  # shell=True with a parameter is high; the default gate is high
     comments = [c for c in repo.review_comments if c["pull_request_review_id"] == review["id"]]
     assert comments, review["body"]
     assert_on_diff_lines(pull, comments)
@@ -115,7 +119,7 @@ def test_redelivery_and_synchronize_review_once_per_head(harness: Harness) -> No
     assert all(
         c["path"] == "app/more.py" for c in repo.review_comments if c["pull_request_review_id"] == repo.reviews[1]["id"]
     )
-    assert "still open from earlier reviews" in repo.reviews[1]["body"]
+    assert "still open from earlier reviews" in summary(repo)
 
 
 @pytest.mark.parametrize(
@@ -182,7 +186,7 @@ def test_review_command_reviews_again_on_request(harness: Harness) -> None:
     [review] = repo.reviews
     assert review["event"] == "COMMENT"
     assert review["commit_id"] == pull.head_sha
-    assert SUMMARY_MARKER in review["body"]
+    assert pull.head_sha[:7] in summary(repo)
     assert [r["subject_id"] for r in repo.reactions][:1] == [comment["id"]]  # acknowledged on the comment
 
 
@@ -228,12 +232,13 @@ def test_planned_inline_comments_are_always_on_diff_lines(
         )
         for i, (path, start, length, severity) in enumerate(spots)
     )
-    policy = SimpleNamespace(comments=SimpleNamespace(min_severity="low", max_comments=cap))
-    target = ReviewTarget("o", "r", 1, "f" * 40, "https://github.com/o/r")
-    plan = plan_review(changeset, Review(findings=findings), target, policy)
-    assert len(plan.comments) <= cap
+    options = PublishOptions(min_severity=Severity.LOW, max_comments=cap)
+    publisher = Publisher(None, PublishTarget("o", "r", 1, "f" * 40), options)
+    inline, in_summary, already, _over, below_count = publisher.plan(changeset, findings, set())
+    comments = [c for _, c in inline]
+    assert len(comments) <= cap
     hunks = commentable_lines(patch) if patch else []
-    for comment in plan.comments:
+    for comment in comments:
         assert comment["path"] == "m.py"
         side = 0 if comment["side"] == "RIGHT" else 1
         hunk = next(h for h in hunks if comment["line"] in h[side])
@@ -241,9 +246,8 @@ def test_planned_inline_comments_are_always_on_diff_lines(
             assert comment["start_line"] < comment["line"]
             assert comment["start_line"] in hunk[side]
     below = [f for f in findings if f.severity < Severity.LOW]
-    assert len(plan.inline) + len(plan.in_summary) + len(below) == len(findings)  # nothing is lost
-    assert SUMMARY_MARKER in plan.body
-    assert SUMMARY_MARKER in plan.fallback_body
+    assert below_count == len(below)
+    assert len(inline) + len(in_summary) + len(below) + len(already) == len(findings)  # nothing is lost
 
 
 def test_an_invalid_policy_is_named_once_and_the_review_still_runs(harness: Harness) -> None:
@@ -255,37 +259,11 @@ def test_an_invalid_policy_is_named_once_and_the_review_still_runs(harness: Harn
     harness.fake.push(repo, pull.number, {"app/extra.py": "x = 1\n"})
     second, _ = harness.send("pull_request", webhook_payload("pull_request.synchronize", repo, pull))
     harness.wait(second)
-    assert len(repo.reviews) == 2
-    assert "max_coments" in repo.reviews[0]["body"]
+    assert len(repo.reviews) == 1  # the push added no finding: no second review, the summary is edited
+    assert "max_coments" in summary(repo)
+    assert [c["conclusion"] for c in repo.check_runs] == ["failure", "failure"]  # an invalid policy fails the gate
     [policy_comment] = [c for c in repo.issue_comments if "<!-- diffwise:policy -->" in c["body"]]
     assert ".github/diffwise.yml:2" in policy_comment["body"]
-
-
-def test_a_refused_inline_position_falls_back_to_a_summary_only_review(tmp_path: Any) -> None:
-    fake = FakeGitHub(APP_ID, shared_app_keys().public_pem)
-    repo = fake.add_repo("octo", "service", installation_id=77)
-    pull = fake.add_pull(repo, 3, base={"a.py": "a\n"}, head={"a.py": "b\n"})
-    settings = Settings.for_tests(
-        app_id=APP_ID, private_key=shared_app_keys().private_pem, github_api_url=fake.base_url(), state_dir=tmp_path
-    )
-    raw = webhook_payload("pull_request.opened.2", repo, pull)
-    ctx = Context(
-        "pull_request", "d-422", parse_event(raw), raw, settings, GitHubApp(settings, transport=fake.transport())
-    )
-    plan = PlannedReview(
-        body="summary\n" + SUMMARY_MARKER,
-        comments=({"path": "a.py", "line": 40, "side": "RIGHT", "body": "stale position"},),
-        inline=(),
-        in_summary=(),
-        fallback_body="summary listing everything\n" + SUMMARY_MARKER,
-    )
-    target = ReviewTarget("octo", "service", 3, pull.head_sha, "https://github.com/octo/service")
-    review_id = asyncio.run(post_review(ctx, target, plan))
-    [review] = repo.reviews
-    assert review["id"] == review_id
-    assert review["body"].startswith("summary listing everything")
-    assert repo.review_comments == []
-    assert fake.count("POST", r"/reviews$") == 2
 
 
 def test_github_enterprise_server_from_ghe_host(tmp_path: Any) -> None:
@@ -307,10 +285,10 @@ def test_a_pull_request_over_300_files_is_reviewed_through_the_files_api(harness
     pull = harness.fake.add_pull(repo, 9, head=head, author="dev")
     delivery, _ = harness.send("pull_request", webhook_payload("pull_request.opened.2", repo, pull))
     assert harness.wait(delivery, timeout=90) == {delivery: "done"}
-    [review] = repo.reviews
+    assert len(repo.reviews) == 1
     assert harness.fake.count("GET", r"/pulls/9/files$") == 4  # 341 files, 100 per page
     assert harness.fake.count("GET", r"/contents/(app|docs)/") == 300  # one read per file, capped
-    assert "limit of one review" in review["body"]
+    assert "limit of one review" in summary(repo)
 
 
 def test_a_policy_that_allows_drafts_gets_them_reviewed(harness: Harness) -> None:
