@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from analyzers.base import Analyzer, AnalyzerContext, Confidence, FileReader, FilterMode, Finding, Severity
 from analyzers.diff import ChangeSet, LineKind, Skipped
+from analyzers.filtering import in_scope as _filter_in_scope
 from analyzers.registry import load_analyzer
 
 log = logging.getLogger(__name__)
@@ -243,16 +244,10 @@ async def run_analyzers(
 
 
 def in_scope(finding: Finding, changeset: ChangeSet, mode: FilterMode) -> bool:
-    """reviewdog-style filter: `added` lines only, any line of a hunk (`diff_context`), or the whole `file`."""
-    if mode == "file":
-        return True
-    changed = changeset.get(finding.path)
-    if changed is None:
-        return False
-    lines = range(finding.start_line, max(finding.start_line, finding.end_line) + 1)
-    if mode == "added":
-        return any(n in changed.added_lines for n in lines) or finding.source == "llm"
-    return any(changed.hunk_index(n, finding.side) is not None for n in lines)
+    """reviewdog-style filter (analyzers.filtering); LLM findings were already anchored inside the change."""
+    if finding.source == "llm" and mode == "added":
+        return changeset.get(finding.path) is not None
+    return _filter_in_scope(finding, changeset, mode)
 
 
 def apply_policy(findings: Sequence[Finding], policy: Any) -> tuple[list[Finding], int]:
