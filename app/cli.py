@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats = sub.add_parser("stats", help="finding outcomes and rates")
     stats.add_argument("--repo", default=None, help="owner/name")
     stats.add_argument("--format", default="text", choices=("text", "json"))
+    stats.add_argument("--period", default="all", choices=("7d", "30d", "90d", "365d", "all"))
     return parser
 
 
@@ -75,9 +76,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.config_command is None:
             parser.parse_args(["config", "--help"])
         return run_config(args)
-    if args.command in ("audit", "stats"):
+    if args.command == "audit":
         from app.reports import run_report
 
         return run_report(args)
+    if args.command == "stats":
+        from app.stats import run_stats
+
+        return run_stats(args)
     parser.print_help(sys.stderr)
     return 2

@@ -209,11 +209,23 @@ class StoreCollector(Collector):
         return self._engine
 
     def collect(self) -> Iterator[Any]:
-        for part in (self._queue_metrics, self._review_metrics, self._llm_metrics, self._dead_letter_metrics):
+        parts = (
+            self._queue_metrics,
+            self._review_metrics,
+            self._llm_metrics,
+            self._dead_letter_metrics,
+            self._outcome_metrics,
+        )
+        for part in parts:
             try:
                 yield from part()
             except Exception as exc:  # a scrape must never fail because one store is unavailable
                 log.warning("metrics: %s failed: %s", part.__name__, exc.__class__.__name__)
+
+    def _outcome_metrics(self) -> Iterator[Any]:
+        from app.stats import outcome_metrics
+
+        yield from outcome_metrics(self.engine())
 
     def _queue_metrics(self) -> Iterator[Any]:
         queue = self.queue

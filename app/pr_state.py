@@ -5,7 +5,21 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Boolean, Column, Float, Integer, MetaData, String, Table, and_, delete, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    and_,
+    delete,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -38,7 +52,7 @@ handled_commands = Table(
     "pr_handled_commands",
     metadata,
     Column("repo", String(200), primary_key=True),
-    Column("comment_id", Integer, primary_key=True),
+    Column("comment_id", BigInteger, primary_key=True),  # GitHub ids outgrow 32 bits
     Column("handled_at", Float, nullable=False),
 )
 

@@ -92,6 +92,7 @@ def build_manifest(
     hook.setdefault("active", True)
     manifest["hook_attributes"] = hook
     manifest["redirect_url"] = root + CALLBACK_PATH
+    manifest["callback_urls"] = [root + "/dashboard/oauth/callback"]  # GitHub sign-in for /dashboard
     manifest.setdefault("public", False)
     return manifest
 

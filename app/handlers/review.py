@@ -192,7 +192,7 @@ async def _review_and_publish(
         api_calls=result.api_calls,
         incremental_from=incremental_from,
         cost_usd=review.llm.cost_usd,
-        posted_ids=[*result.inline, *result.already_posted],
+        posted_ids=[f.id for f in review.findings],  # everything that fires at this head (outcomes read it)
         opened_at=opened_at,
     )
     _observe(review, result)
