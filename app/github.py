@@ -94,7 +94,17 @@ def graphql_url(base_url: str) -> str:
     return base + "/graphql"
 
 
-def _delivery_hooks(delivery_id: str | None) -> dict[str, list[Any]]:
+def _metrics_hooks(installation: int | None) -> tuple[list[Any], list[Any]]:
+    """GitHub API calls and remaining rate limit per installation, for /metrics (when app.metrics is there)."""
+    try:
+        from app.metrics import github_event_hooks
+    except ImportError:
+        return [], []
+    sync_hook, async_hook = github_event_hooks(installation)
+    return [sync_hook], [async_hook]
+
+
+def _delivery_hooks(delivery_id: str | None, installation: int | None = None) -> dict[str, list[Any]]:
     async def on_request(request: httpx.Request) -> None:
         if delivery_id:
             request.headers[DELIVERY_HEADER] = delivery_id
@@ -109,15 +119,15 @@ def _delivery_hooks(delivery_id: str | None) -> dict[str, list[Any]]:
             extra={"delivery_id": delivery_id},
         )
 
-    return {"request": [on_request], "response": [on_response]}
+    return {"request": [on_request], "response": [on_response, *_metrics_hooks(installation)[1]]}
 
 
-def _sync_delivery_hooks(delivery_id: str | None) -> dict[str, list[Any]]:
+def _sync_delivery_hooks(delivery_id: str | None, installation: int | None = None) -> dict[str, list[Any]]:
     def on_request(request: httpx.Request) -> None:
         if delivery_id:
             request.headers[DELIVERY_HEADER] = delivery_id
 
-    return {"request": [on_request], "response": []}
+    return {"request": [on_request], "response": _metrics_hooks(installation)[0]}
 
 
 class GitHubApp:
@@ -148,7 +158,7 @@ class GitHubApp:
         self._transport = transport
         self._timeout = timeout
 
-    def _options(self, delivery_id: str | None) -> dict[str, Any]:
+    def _options(self, delivery_id: str | None, installation: int | None = None) -> dict[str, Any]:
         transport = self._transport
         sync_transport = transport if isinstance(transport, httpx.BaseTransport) else None
         async_transport = transport if isinstance(transport, httpx.AsyncBaseTransport) else None
@@ -158,8 +168,8 @@ class GitHubApp:
             "timeout": self._timeout,
             "transport": sync_transport,
             "async_transport": async_transport,
-            "event_hooks": _sync_delivery_hooks(delivery_id),
-            "async_event_hooks": _delivery_hooks(delivery_id),
+            "event_hooks": _sync_delivery_hooks(delivery_id, installation),
+            "async_event_hooks": _delivery_hooks(delivery_id, installation),
             "cache_strategy": self._cache,
             # Never serve PR state from an HTTP cache: GitHub's max-age=60 can hide the push we react to.
             "http_cache": False,
@@ -174,7 +184,8 @@ class GitHubApp:
         self, installation_id: int, delivery_id: str | None = None
     ) -> GitHub[AppInstallationAuthStrategy]:
         """A client acting as one installation; its token comes from (and goes to) the shared cache."""
-        return GitHub(self._auth.as_installation(int(installation_id)), **self._options(delivery_id))
+        options = self._options(delivery_id, int(installation_id))
+        return GitHub(self._auth.as_installation(int(installation_id)), **options)
 
     @property
     def graphql_url(self) -> str:
