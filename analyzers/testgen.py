@@ -423,9 +423,16 @@ def render_tests_comment(suggestions: TestSuggestions, run_command: str | None =
         head.append(
             f"- :warning: **{finding.title or finding.rule}** `{finding.path}:{finding.line}`: {finding.message}"
         )
-    tail = ["", "Run them with:", "", "```sh", "pip install hypothesis pytest", command, "```"]
-    tail.append("Reply `/diffwise tests commit` to add them to this branch.")
-    tail_text = "\n".join(tail)
+    run = ["", "Run them with:", "", "```sh", "pip install hypothesis pytest", command, "```"]
+    run.append("To keep a test, copy its file into this branch at the path shown.")
+    notes: list[str] = []
+    if suggestions.notes:
+        shown = [f"- {note[:300]}" for note in suggestions.notes[:10]]
+        more = len(suggestions.notes) - len(shown)
+        notes = ["", "<details><summary>Notes</summary>", "", *shown]
+        notes += [f"- ... and {more} more"] if more > 0 else []
+        notes.append("</details>")
+    tail_text = "\n".join((run if tests else []) + notes)
     body = "\n".join(head)
     budget = COMMENT_LIMIT - len(body) - len(tail_text) - 200
     omitted = 0

@@ -202,3 +202,10 @@ def test_comment_never_exceeds_githubs_limit(sizes: list[int], findings: int) ->
 
 def test_parse_module_on_head() -> None:
     assert set(parse_module(HEAD).functions) >= {"Box.size", "Box.scale", "simple"}
+
+
+def test_comment_without_tests_has_no_run_command_but_keeps_the_notes() -> None:
+    text = testgen.render_tests_comment(testgen.TestSuggestions((), ("m.py::f: no strategy for its parameters",)))
+    assert "No tests to suggest for this change." in text
+    assert "pytest" not in text
+    assert "- m.py::f: no strategy for its parameters" in text
