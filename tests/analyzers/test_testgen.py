@@ -209,3 +209,27 @@ def test_comment_without_tests_has_no_run_command_but_keeps_the_notes() -> None:
     assert "No tests to suggest for this change." in text
     assert "pytest" not in text
     assert "- m.py::f: no strategy for its parameters" in text
+
+
+def test_llm_writer_seam_is_validated_like_the_rest() -> None:
+    changeset = ChangeSet.from_unified_diff(_diff(HEAD))
+    files = {"pkg/__init__.py": "", "pkg/ops.py": HEAD}
+    only = (testgen.TestTarget("pkg/ops.py", "simple"),)
+    better = VALID.replace("pkg.mod", "pkg.ops").replace("mod.f(", "mod.simple(")
+
+    def good(target: testgen.TestTarget, source: str, draft: testgen.SuggestedTest) -> testgen.SuggestedTest:
+        assert "def simple" in source
+        return testgen.SuggestedTest(draft.path, better, draft.targets, ("llm",), draft.module, draft.import_root)
+
+    def invalid(target: testgen.TestTarget, source: str, draft: testgen.SuggestedTest) -> testgen.SuggestedTest:
+        return testgen.SuggestedTest(draft.path, "import requests\n", draft.targets, ("llm",))
+
+    def broken(target: testgen.TestTarget, source: str, draft: testgen.SuggestedTest) -> testgen.SuggestedTest:
+        raise TimeoutError
+
+    used = testgen.synthesize_tests(testgen.TestRequest(changeset, _reader(files), only=only, writer=good))
+    assert used.tests[0].content == better
+    for writer in (invalid, broken):
+        kept = testgen.synthesize_tests(testgen.TestRequest(changeset, _reader(files), only=only, writer=writer))
+        assert kept.tests[0].properties != ("llm",)
+        assert "deterministic tests kept" in kept.notes[0]
