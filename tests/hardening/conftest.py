@@ -282,3 +282,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("slow") is not None and here in Path(str(item.path)).parents:
             item.add_marker(skip)
+
+
+def bot_text(repo: FakeRepo, number: int) -> str:
+    """Everything the bot said about PR `number`: review bodies, inline comments, and its PR conversation comments."""
+    reviews = [r for r in repo.reviews if r.get("pull_number") == number]
+    ids = {r["id"] for r in reviews}
+    parts = [r.get("body") or "" for r in reviews]
+    parts += [c["body"] for c in repo.review_comments if c.get("pull_request_review_id") in ids]
+    parts += [c["body"] for c in repo.issue_comments if c["issue_number"] == number]
+    return "\n".join(parts)
