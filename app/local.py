@@ -78,7 +78,7 @@ def run_review(args: argparse.Namespace) -> int:
             print(f"diffwise: {repo} is not a git repository", file=sys.stderr)
             return 2
     try:
-        changeset = ChangeSet.from_git(repo, args.base, args.head)
+        changeset = ChangeSet.from_git(repo, args.base, args.head, merge_base=args.head is not None)
         policy, policy_messages = load_local_policy(repo, args.config)
     except (DiffError, FileNotFoundError) as exc:
         print(f"diffwise: {exc}", file=sys.stderr)
@@ -95,6 +95,7 @@ def run_review(args: argparse.Namespace) -> int:
         llm=llm,
         mode=args.mode,
         gitattributes=attributes,
+        checkout=repo if args.head is None else None,  # verification runs the working tree, so only then
     )
     review = asyncio.run(pipeline.run_review(inp))
     if llm_note:

@@ -9,6 +9,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Protocol
 
 from analyzers.base import Analyzer, AnalyzerContext, Confidence, FileReader, FilterMode, Finding, Severity
@@ -52,6 +53,7 @@ class ReviewInput:
     gitattributes: str | None = None
     analyzers: Sequence[Analyzer] | None = None  # None → the built-in analyzers the policy enables
     llm_paths: frozenset[str] | None = None  # incremental review: only these files go to the LLM
+    checkout: Path | None = None  # a local checkout of the head, for opt-in test verification (tests.verify)
 
 
 @dataclass(frozen=True)
@@ -336,9 +338,11 @@ async def run_review(inp: ReviewInput) -> Review:
     t2 = time.perf_counter()
     llm_task = _run_llm(inp, changeset, syntax, read, policy, findings)
     tests_task = _run_tests(inp, changeset, syntax, read, policy, findings)
-    (llm_findings, llm_summary, llm_notes), (tests, test_notes) = await asyncio.gather(llm_task, tests_task)
+    (llm_findings, llm_summary, llm_notes), (tests, test_notes, falsified) = await asyncio.gather(llm_task, tests_task)
     notes.extend(llm_notes)
     notes.extend(test_notes)
+    if falsified:
+        findings = dedupe_and_rank([*findings, *falsified])
     if llm_findings:
         merged, extra_dropped = apply_policy([f for f in llm_findings if in_scope(f, changeset, mode)], policy)
         suppressed += extra_dropped
@@ -426,14 +430,14 @@ async def _run_llm(
 
 async def _run_tests(
     inp: ReviewInput, changeset: ChangeSet, syntax: Any, read: FileReader, policy: Any, findings: list[Finding]
-) -> tuple[list[Any], list[str]]:
+) -> tuple[list[Any], list[str], list[Finding]]:
     section = _section(policy, "tests")
     if not _enabled(section):
-        return [], []
+        return [], [], []
     try:
         from analyzers.testgen import TestRequest, synthesize_tests
     except ImportError:
-        return [], []
+        return [], [], []
     request = TestRequest(
         changeset=changeset,
         read_head=read,
@@ -442,13 +446,24 @@ async def _run_tests(
         max_functions=int(getattr(section, "max_functions", 5) or 5),
         max_examples=int(getattr(section, "max_examples", 50) or 50),
         findings=tuple(findings),
+        verifier=_verifier(inp, section),
     )
     try:
         result = await asyncio.to_thread(synthesize_tests, request)
     except Exception as exc:
         log.exception("test synthesis failed")
-        return [], [f"test synthesis failed: {type(exc).__name__}: {exc}"]
-    return list(result.tests), list(getattr(result, "notes", ()) or ())
+        return [], [f"test synthesis failed: {type(exc).__name__}: {exc}"], []
+    # A suggested test that fails on the head in the sandbox is a bug with a reproducer: it comes back as a finding.
+    falsified = list(getattr(result, "findings", ()) or ())
+    return list(result.tests), list(getattr(result, "notes", ()) or ()), falsified
+
+
+def _verifier(inp: ReviewInput, section: Any) -> Any:
+    if inp.checkout is None or not bool(getattr(section, "verify", False)):
+        return None
+    from analyzers.sandbox import make_verifier
+
+    return make_verifier(inp.checkout)
 
 
 def changed_line_count(changeset: ChangeSet) -> int:
