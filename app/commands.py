@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -14,7 +14,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "help": ("", "show this list"),
     "config": ("", "show the effective policy for this pull request and where each value came from"),
     "review": ("", "review the current head again, in full"),
-    "tests": ("[path | path::function]", "suggest property-based tests now"),
+    "tests": (
+        "[commit] [path | path::function]",
+        "suggest property-based tests now; `commit` adds them to this pull request's branch",
+    ),
     "explain": ("[finding-id]", "explain a finding in more depth (in a finding's thread the id is optional)"),
     "ask": ("<question>", "ask a question about this pull request's change"),
     "ignore": ("<finding-id | rule> [--repo]", "suppress a finding or a rule on this pull request"),
@@ -43,6 +46,7 @@ class Command:
     rule: str | None = None  # ignore (kind "rule")
     path: str | None = None  # tests
     function: str | None = None  # tests
+    commit: bool = False  # tests commit: push the suggested tests to the head branch
     question: str | None = None  # ask
     repo_wide: bool = False  # ignore --repo
     unknown: str | None = None  # the unrecognised command word that led to help
@@ -128,14 +132,17 @@ def _parse_ask(tail: str, following: list[str]) -> Command:
 
 
 def _parse_tests(args: list[str]) -> Command:
+    commit = bool(args) and args[0].lower() == "commit"
+    if commit:
+        args = args[1:]
     if not args:
-        return Command("tests")
+        return Command("tests", commit=commit)
     if len(args) > 1:
         return Command("tests", problem="takes at most one target")
     path, sep, function = args[0].partition("::")
     if not _safe_path(path) or (sep and not _FUNCTION.match(function)):
         return Command("tests", problem=f"cannot read the target `{_echo(args[0])}`")
-    return Command("tests", path=path, function=function or None)
+    return Command("tests", path=path, function=function or None, commit=commit)
 
 
 def _parse_explain(args: list[str]) -> Command:
@@ -298,6 +305,55 @@ def answer_text(text: str) -> str:
 
 def failed_text() -> str:
     return _reply("Something went wrong while running that command; it has been logged. Please try again later.")
+
+
+def commit_done_text(branch: str, sha: str, paths: Sequence[str], run_command: str, notes: str = "") -> str:
+    files = "\n".join(f"- `{p}`" for p in paths)
+    count = f"{len(paths)} test file{'s' if len(paths) != 1 else ''}"
+    extra = f"\n\n_{notes}_" if notes else ""
+    return _reply(
+        f"Added {count} to `{branch}` in commit `{sha[:7]}`:\n\n{files}\n\n"
+        f"Run them with:\n\n```sh\npip install hypothesis pytest\n{run_command}\n```{extra}"
+    )
+
+
+def commit_unchanged_text(branch: str) -> str:
+    return _reply(f"The suggested tests are already on `{branch}`; there is nothing new to commit.")
+
+
+def commit_nothing_text(notes: str = "") -> str:
+    why = f" ({notes})" if notes else ""
+    return _reply(f"There are no suggested tests to commit for this change{why}. `/diffwise tests` shows the details.")
+
+
+def commit_fork_text() -> str:
+    return _reply(
+        "This pull request comes from a fork that does not allow edits from maintainers, so I can't push to its "
+        "branch. Its author can tick **Allow edits by maintainers**; or run `/diffwise tests` and copy each file "
+        "into the branch at the path shown."
+    )
+
+
+def commit_gone_text() -> str:
+    return _reply(
+        "The branch of this pull request no longer exists (its repository was deleted), so there is nowhere to "
+        "commit the tests."
+    )
+
+
+def commit_moved_text(branch: str) -> str:
+    return _reply(
+        f"`{branch}` changed while I was committing, so I left it alone. Run `/diffwise tests commit` again to add "
+        "the tests on top of the new head."
+    )
+
+
+def commit_no_access_text() -> str:
+    return _reply(
+        "I can't write to this branch: diffwise is installed without the optional `contents: write` permission "
+        "(see `app.yml`). An owner of the installation can grant it in the App's settings. Until then, run "
+        "`/diffwise tests` and copy each file into the branch at the path shown."
+    )
 
 
 def _value(value: Any) -> str:

@@ -42,6 +42,7 @@ Rereviewer = Callable[["Context", int], Awaitable[None]]
 Explainer = Callable[["Context", FindingRef], Awaitable[str | None]]
 Asker = Callable[["Context", int, str], Awaitable[str | None]]
 TestSuggester = Callable[["Context", int, Command, Any], Awaitable[str]]
+TestCommitter = Callable[["Context", int, Command, Any], Awaitable[tuple[bool, str]]]  # (done, reply)
 
 
 def _default_engine(settings: Settings) -> Engine:
@@ -58,6 +59,7 @@ class Services:
     explain: Explainer | None = None
     ask: Asker | None = None
     tests: TestSuggester | None = None
+    commit_tests: TestCommitter | None = None
     engine_for: Callable[[Settings], Engine] = field(default=_default_engine)
     clock: Callable[[], float] | None = None
     llm_available: Callable[[Settings], bool] = field(default=lambda _settings: True)
@@ -78,11 +80,13 @@ def _llm_configured(settings: Settings) -> bool:
 def discover_services() -> Services:
     """The implementations present in this installation (other features may not be built yet)."""
     has_llm = _optional("app.llm_review", "explain") is not None and _optional("app.llm_review", "ask") is not None
+    has_testgen = _optional("analyzers.testgen", "synthesize_tests") is not None
     return Services(
         rereview=_optional("app.handlers.review", "rereview_pull_request"),
         explain=llm_explain if has_llm else None,
         ask=llm_ask if has_llm else None,
-        tests=suggest_tests if _optional("analyzers.testgen", "synthesize_tests") else None,
+        tests=suggest_tests if has_testgen else None,
+        commit_tests=commit_suggested_tests if has_testgen else None,
         llm_available=_llm_configured,
     )
 
@@ -278,6 +282,8 @@ async def _review(call: Call) -> bool:
 
 
 async def _tests(call: Call) -> bool:
+    if call.command.commit:
+        return await _tests_commit(call)
     suggest = call.services.tests
     if suggest is None:
         await call.replier.reply(text.unavailable_text("test synthesis"))
@@ -289,6 +295,27 @@ async def _tests(call: Call) -> bool:
         return False
     await call.replier.reply(await suggest(call.ctx, call.number, call.command, call.policy))
     return True
+
+
+async def _tests_commit(call: Call) -> bool:
+    """Pushing to the branch changes the repository: write access is needed whatever the policy opens up."""
+    committer = call.services.commit_tests
+    if committer is None:
+        await call.replier.reply(text.unavailable_text("committing suggested tests"))
+        return False
+    if not call.policy.tests.enabled:
+        await call.replier.reply(text.unavailable_text("test synthesis (`tests.enabled: false` in the policy)"))
+        return False
+    if not call.policy.command_needs_write("tests"):  # else execute() has checked it already
+        permission = await call.ctx.source.permission(call.login)
+        if permission not in WRITE_PERMISSIONS:
+            await call.replier.reply(text.denied_text(call.login, "tests commit", permission))
+            return False
+    if await _rate_limited(call):
+        return False
+    done, reply = await committer(call.ctx, call.number, call.command, call.policy)
+    await call.replier.reply(reply)
+    return done
 
 
 async def _explain(call: Call) -> bool:
@@ -417,11 +444,22 @@ def offline_explanation(finding: FindingRef) -> str:
 
 
 async def suggest_tests(ctx: Context, number: int, command: Command, policy: Any) -> str:
-    from analyzers.testgen import TestRequest, TestTarget, render_tests_comment, synthesize_tests
+    from analyzers.testgen import render_tests_comment
 
     view = await _pull_view(ctx, number, command.path)
     if command.path is not None and not view.changeset.files:
-        return text.answer_text(f"`{command.path}` is not changed in this pull request.")
+        return _not_changed(command.path)
+    return render_tests_comment(await _synthesize(ctx, view, number, command, policy))
+
+
+def _not_changed(path: str) -> str:
+    return text.answer_text(f"`{path}` is not changed in this pull request.")
+
+
+async def _synthesize(ctx: Context, view: _PullView, number: int, command: Command, policy: Any) -> Any:
+    """TestSuggestions for the head in `view`; with the LLM writer when a key is set and the policy allows."""
+    from analyzers.testgen import TestRequest, TestTarget, synthesize_tests
+
     only = (TestTarget(command.path, command.function),) if command.path and command.function else ()
     request = TestRequest(
         changeset=view.changeset,
@@ -430,9 +468,70 @@ async def suggest_tests(ctx: Context, number: int, command: Command, policy: Any
         max_functions=policy.tests.max_functions,
         max_examples=policy.tests.max_examples,
         only=only,
+        writer=_test_writer(ctx, view, number, policy),
     )
-    result = await asyncio.to_thread(synthesize_tests, request)
-    return render_tests_comment(result)
+    return await asyncio.to_thread(synthesize_tests, request)
+
+
+def _test_writer(ctx: Context, view: _PullView, number: int, policy: Any) -> Any:
+    if not (policy.tests.enabled and policy.llm.enabled and _llm_configured(ctx.settings)):
+        return None
+    try:
+        from app.testgen_llm import LLMTestWriter
+    except ImportError:
+        return None
+    return LLMTestWriter.from_settings(
+        ctx.settings,
+        policy,
+        changeset=view.changeset,
+        read_head=view.read_head,
+        repo=f"{ctx.repo()['owner']}/{ctx.repo()['repo']}",
+        pr_number=number,
+        head_sha=view.head_sha,
+    )
+
+
+async def commit_suggested_tests(ctx: Context, number: int, command: Command, policy: Any) -> tuple[bool, str]:
+    """`/diffwise tests commit`: synthesize for the current head and push the files as one commit."""
+    from analyzers.testgen import default_run_command
+    from app.tests_commit import commit_tests, head_branch
+
+    view = await _pull_view(ctx, number, command.path)
+    head = head_branch(view.raw)
+    if head is None:
+        return False, text.commit_gone_text()
+    if not head.writable:
+        return False, text.commit_fork_text()
+    if command.path is not None and not view.changeset.files:
+        return False, _not_changed(command.path)
+    suggestions = await _synthesize(ctx, view, number, command, policy)
+
+    async def read(path: str) -> bytes | None:
+        return await ctx.source.read_bytes(path, head.sha, owner=head.owner, repo=head.repo)
+
+    login = command_login(ctx)
+    result = await commit_tests(ctx.gh, head, suggestions.tests, read, login)
+    if result.status == "committed":
+        by_path = {t.path: t for t in suggestions.tests}
+        written = [replace(by_path[f.suggested], path=f.path) for f in result.files]
+        paths = [f.path for f in result.files]
+        run = default_run_command(written)
+        return True, text.commit_done_text(result.branch, result.sha, paths, run, result.detail)
+    replies = {
+        "unchanged": lambda: text.commit_unchanged_text(result.branch),
+        "nothing": lambda: text.commit_nothing_text(result.detail),
+        "fork": text.commit_fork_text,
+        "gone": text.commit_gone_text,
+        "moved": lambda: text.commit_moved_text(result.branch),
+        "no-permission": text.commit_no_access_text,
+    }
+    return result.status == "unchanged", replies[result.status]()
+
+
+def command_login(ctx: Context) -> str:
+    comment = ctx.payload.comment
+    login = comment.user.login if comment is not None else None
+    return str(login or (ctx.payload.sender.login if ctx.payload.sender else ""))
 
 
 # -- the LLM (app.llm_review) behind explain and ask ----------------------------------------------------
@@ -445,12 +544,13 @@ class _PullView:
     changeset: Any
     read_head: Callable[[str], str | None]
     syntax: Any
+    raw: dict[str, Any] = field(default_factory=dict)  # the pull request's JSON as GitHub sent it
 
 
 async def _pull_view(ctx: Context, number: int, only_path: str | None = None) -> _PullView:
     from analyzers.diff import ChangeSet
 
-    pr, _raw = await ctx.source.pull(number)
+    pr, raw = await ctx.source.pull(number)
     changeset = (await ctx.source.files(number)).changeset
     if only_path is not None:
         changeset = ChangeSet(tuple(f for f in changeset.files if f.path == only_path), changeset.skipped)
@@ -462,7 +562,7 @@ async def _pull_view(ctx: Context, number: int, only_path: str | None = None) ->
         syntax = await asyncio.to_thread(build_syntax_map, changeset, contents.get)
     except Exception as exc:  # the LLM context works without symbols, only less precisely
         ctx.log.info("no syntax map: %s", exc)
-    return _PullView(pr.title, pr.head.sha, changeset, contents.get, syntax)
+    return _PullView(pr.title, pr.head.sha, changeset, contents.get, syntax, raw)
 
 
 def finding_of(ref: FindingRef) -> Any:

@@ -10,6 +10,13 @@ from app.commands import (
     COMMANDS,
     REPLY_MARKER,
     Command,
+    commit_done_text,
+    commit_fork_text,
+    commit_gone_text,
+    commit_moved_text,
+    commit_no_access_text,
+    commit_nothing_text,
+    commit_unchanged_text,
     config_text,
     denied_text,
     help_text,
@@ -39,6 +46,8 @@ FID = "0123456789abcdef"
         ("/diffwise tests", Command("tests")),
         ("/diffwise tests src/app.py", Command("tests", path="src/app.py")),
         ("/diffwise tests src/app.py::Parser.parse", Command("tests", path="src/app.py", function="Parser.parse")),
+        ("/diffwise tests commit", Command("tests", commit=True)),
+        ("/diffwise tests COMMIT app.py::scale", Command("tests", path="app.py", function="scale", commit=True)),
         ("/diffwise explain", Command("explain")),
         (f"/diffwise explain {FID.upper()}", Command("explain", finding_id=FID)),
         ("/diffwise ask why is this safe?", Command("ask", question="why is this safe?")),
@@ -94,6 +103,8 @@ def test_custom_app_slug() -> None:
         ("/diffwise tests /abs/path.py", "cannot read the target `/abs/path.py`"),
         ("/diffwise tests a.py::not-a-name", "cannot read the target `a.py::not-a-name`"),
         ("/diffwise tests a.py b.py", "takes at most one target"),
+        ("/diffwise tests commit a.py b.py", "takes at most one target"),
+        ("/diffwise tests commit ../x.py", "cannot read the target `../x.py`"),
         ("/diffwise explain not-an-id", "`not-an-id` is not a finding id"),
         ("/diffwise ignore a b", "needs exactly one finding id or rule id"),
         ("/diffwise ignore `rm -rf`", "unknown option `-rf'`"),
@@ -138,7 +149,8 @@ def test_help_golden() -> None:
         "| `/diffwise help` | show this list |\n"
         "| `/diffwise config` | show the effective policy for this pull request and where each value came from |\n"
         "| `/diffwise review` | review the current head again, in full |\n"
-        "| `/diffwise tests [path \\| path::function]` | suggest property-based tests now |\n"
+        "| `/diffwise tests [commit] [path \\| path::function]` | suggest property-based tests now; `commit` adds "
+        "them to this pull request's branch |\n"
         "| `/diffwise explain [finding-id]` | explain a finding in more depth (in a finding's thread the id is "
         "optional) |\n"
         "| `/diffwise ask <question>` | ask a question about this pull request's change |\n"
@@ -239,3 +251,38 @@ def test_config_values_cannot_break_the_table() -> None:
     text = config_text(result.policy.to_data(), result.sources)
     assert "| `instructions` | `use 'a \\| b' here` |" in text
     assert "| `paths.exclude` | `[a\\|b]` |" in text
+
+
+def test_tests_commit_texts_golden() -> None:
+    assert commit_done_text(
+        "feature-5", "0123456789abcdef", ["tests/test_diffwise_app_scale.py"], "python -m pytest x.py", ""
+    ) == (
+        f"{REPLY_MARKER}\n"
+        "Added 1 test file to `feature-5` in commit `0123456`:\n\n"
+        "- `tests/test_diffwise_app_scale.py`\n\n"
+        "Run them with:\n\n```sh\npip install hypothesis pytest\npython -m pytest x.py\n```"
+    )
+    done = commit_done_text("b", "abcdef0", ["a.py", "b.py"], "cmd", "`x.py` exists")
+    assert done.startswith(f"{REPLY_MARKER}\nAdded 2 test files to `b`")
+    assert done.endswith("```\n\n_`x.py` exists_")
+    assert commit_unchanged_text("b") == (
+        f"{REPLY_MARKER}\nThe suggested tests are already on `b`; there is nothing new to commit."
+    )
+    assert commit_nothing_text("") == (
+        f"{REPLY_MARKER}\nThere are no suggested tests to commit for this change. `/diffwise tests` shows the details."
+    )
+    assert commit_fork_text() == (
+        f"{REPLY_MARKER}\nThis pull request comes from a fork that does not allow edits from maintainers, so I "
+        "can't push to its branch. Its author can tick **Allow edits by maintainers**; or run `/diffwise tests` "
+        "and copy each file into the branch at the path shown."
+    )
+    assert commit_no_access_text() == (
+        f"{REPLY_MARKER}\nI can't write to this branch: diffwise is installed without the optional "
+        "`contents: write` permission (see `app.yml`). An owner of the installation can grant it in the App's "
+        "settings. Until then, run `/diffwise tests` and copy each file into the branch at the path shown."
+    )
+    assert commit_moved_text("b") == (
+        f"{REPLY_MARKER}\n`b` changed while I was committing, so I left it alone. Run `/diffwise tests commit` "
+        "again to add the tests on top of the new head."
+    )
+    assert "no longer exists" in commit_gone_text()
