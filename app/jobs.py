@@ -239,7 +239,7 @@ class JobQueue:
             stop.set()
             maintainer.join(5)
 
-    def maintain(self, stop: threading.Event, interval: float = 1.0, wal_limit: int = 1 << 30) -> None:
+    def maintain(self, stop: threading.Event, interval: float = 1.0, wal_limit: int = 4 << 30) -> None:
         """Checkpoint the SQLite WAL from a separate connection until `stop` is set (no-op on Redis).
 
         A PASSIVE checkpoint never blocks the receiver's commits, so it runs every tick. Shrinking the WAL
