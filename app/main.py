@@ -128,6 +128,14 @@ def create_app(
                 await asyncio.to_thread(consumer.stop, True)
             stop.set()
             await asyncio.to_thread(maintainer.join, 5)
+            committer = state.get("committer")
+            if committer is not None and committer.batches:
+                log.info(
+                    "group commit: %d deliveries in %d transactions (%.1f per commit)",
+                    committer.items,
+                    committer.batches,
+                    committer.items / committer.batches,
+                )
             if queue is None:
                 q.close()
 
