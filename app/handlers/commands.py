@@ -208,7 +208,8 @@ async def execute(ctx: Context, services: Services, command: Command, replier: R
     if policy.command_needs_write(command.name):
         permission = await ctx.source.permission(login)
         if permission not in WRITE_PERMISSIONS:
-            await replier.reply(text.denied_text(login, command.name, permission))
+            shown = "tests commit" if command.commit else command.name
+            await replier.reply(text.denied_text(login, shown, permission))
             return False
     return await _RUNNERS[command.name](Call(ctx, services, command, replier, policy, login))
 
