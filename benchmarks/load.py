@@ -62,6 +62,7 @@ class LoadResult:
     left_in_queue: int = 0
     reviews_per_pr: dict[int, int] = field(default_factory=dict)
     serve_rss_mib: float = 0.0
+    anomalies: list[tuple[Any, ...]] = field(default_factory=list)  # (id, event, state, attempts, error) rows
 
     @property
     def rate(self) -> float:
@@ -183,7 +184,8 @@ async def _drive(
             number, body, sig = pr_at[pr_due.pop(0)]
         expect_duplicate = number is None and counter % DUPLICATE_EVERY == 0 and bool(result.accepted)
         # a duplicate is a redelivery of an accepted delivery: same X-GitHub-Delivery
-        delivery = result.accepted[len(result.accepted) // 2] if expect_duplicate else f"load-{uuid.uuid4()}"
+        fresh = f"load-pr-{number}-{uuid.uuid4()}" if number is not None else f"load-{uuid.uuid4()}"
+        delivery = result.accepted[len(result.accepted) // 2] if expect_duplicate else fresh
         headers = {
             "Content-Type": "application/json",
             "X-GitHub-Event": "pull_request",
@@ -363,6 +365,11 @@ def run_load(
             result.final_states, result.claimed_once, result.claimed_more = _ledger(
                 db, result.accepted, result.pr_deliveries
             )
+            with sqlite3.connect(db) as conn:
+                result.anomalies = conn.execute(
+                    "select id, event, state, attempts, error from delivery"
+                    " where state != 'done' or attempts > 2 or (attempts = 2 and id not like 'load-pr-%') limit 20"
+                ).fetchall()
             result.left_in_queue = _count(db, "select count(*) from task") + _count(db, "select count(*) from schedule")
         finally:
             for child in children:
@@ -429,6 +436,7 @@ def report(result: LoadResult, args: Any) -> str:
     ]
     problems = result.problems()
     lines += [f"- FAILED: {p}" for p in problems] or ["- every accepted delivery was queued and processed exactly once"]
+    lines += [f"- claimed more than once or not done: `{row!r}`" for row in result.anomalies]
     return "\n".join(lines) + "\n"
 
 
@@ -443,6 +451,7 @@ def main() -> int:
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw", help="load client (default: raw asyncio)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="diffwise-load-"))
+    result = None
     try:
         result = run_load(
             workdir,
@@ -455,7 +464,10 @@ def main() -> int:
             client=args.client,
         )
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if result is not None and not result.problems():
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"(logs and queue kept in {workdir})", file=sys.stderr)
     print(report(result, args))
     return 1 if result.problems() else 0
 
