@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import re
 import shutil
 import subprocess
@@ -20,11 +19,11 @@ import redis
 from app.comments import SUMMARY_MARKER
 from app.jobs import JobQueue
 from app.settings import Settings
+from benchmarks.chaos import WORKER_JOBS, run_kill_chaos
 from tests.e2e.conftest import webhook_payload
 from tests.fakes.anthropic import Fail, FakeAnthropic, Reply
 from tests.fakes.github import free_port
 from tests.hardening.conftest import (
-    TERMINAL,
     InProcess,
     bot_text,
     finding_markers,
@@ -37,61 +36,10 @@ from tests.hardening.conftest import (
     wait_until,
 )
 
-LEASE = 2.0
-WORKER_JOBS = {"lease": LEASE, "debounce": 0.0, "poll": 0.1, "poll_max_delay": 0.2, "backoff_base": 0.5}
-
-
-# ---- kill -9 of the worker at random points -------------------------------------------------------------
-
-
-def run_kill_chaos(workdir: Path, n: int, kills: int, seed: int) -> dict[str, Any]:
-    """n PRs reviewed by a worker process that is SIGKILLed `kills` times at random moments; returns the figures."""
-    rng = random.Random(seed)
-    with process_stack(workdir, LOG_LEVEL="info") as (fake, procs):
-        url = procs.serve("web")
-        repo, pulls = seed_pulls(fake, n)
-        deliveries = [post(url, "pull_request", opened_body(repo, p))[0] for p in pulls]
-        queue = JobQueue(Settings.for_tests(state_dir=workdir / "state"))
-        env = {"HARDENING_JOB_POLICY": json.dumps(WORKER_JOBS)}
-
-        def finished() -> int:
-            return sum(queue.ledger.state(d) in TERMINAL for d in deliveries)
-
-        killed_mid_review = 0
-        started = time.monotonic()
-        try:
-            for _ in range(kills):
-                procs.start("worker", module="tests.hardening.worker", env=env)
-                # after the imports (~1-2 s) reviews run a few hundred ms each: spread the kills over both
-                time.sleep(rng.uniform(0.3, 4.0))
-                before = len(repo.reviews)
-                procs.kill9("worker")
-                killed_mid_review += finished() < n and len(repo.reviews) == before
-                if finished() == n:
-                    break
-                time.sleep(LEASE + 0.3)  # the killed job's lease runs out; the next start reclaims it
-            procs.start("worker", module="tests.hardening.worker", env=env)
-            wait_until(lambda: finished() == n, 30 + 2 * n, f"{n} reviews", lambda: procs.check_alive("worker"))
-            time.sleep(0.5)  # anything that would run twice has had time to
-            states = Counter(queue.ledger.state(d) for d in deliveries)
-        finally:
-            queue.close()
-        elapsed = time.monotonic() - started
-        markers = {p.number: finding_markers(repo, p.number) for p in pulls}
-        return {
-            "fake": fake,
-            "repo": repo,
-            "pulls": pulls,
-            "states": states,
-            "markers": markers,
-            "kills": procs.runs["worker"] - 1,
-            "elapsed": elapsed,
-            "reclaimed": procs.log("worker").count("whose worker stopped before finishing"),
-        }
-
 
 def assert_one_review_each(result: dict[str, Any]) -> None:
     repo, pulls = result["repo"], result["pulls"]
+    assert result["duplicate_comments"] == {}
     assert result["states"] == Counter({"done": len(pulls)})
     assert review_numbers(repo) == [p.number for p in pulls]  # exactly one review per PR
     assert all(r["event"] == "COMMENT" for r in repo.reviews)
