@@ -387,3 +387,78 @@ def test_a_21_mb_patch_is_not_parsed_line_by_line() -> None:
     started = time.monotonic()
     ChangeSet.from_github_files([item])
     assert time.monotonic() - started < 2.0  # today: ~8-20 s of worker CPU for a file later skipped as too large
+
+
+# ---- the worker side: mutated real payloads through the real dispatcher and handlers ------------------------
+
+
+_FIXTURE_PAYLOADS = sorted(FIXTURES.glob("*.json"))
+_BAD_VALUES = st.sampled_from([None, "", 0, -1, 2**63, 1.5, True, [], {}, "x" * 300, "../../etc/passwd", "\u0000"])
+
+
+def _mutate(value: Any, draw: Any, depth: int = 0) -> Any:
+    """Delete keys and swap values for wrong types at random, a few levels deep."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            choice = draw(st.integers(0, 39))
+            if choice == 0:
+                continue  # key removed
+            out[key] = draw(_BAD_VALUES) if choice == 1 else _mutate(item, draw, depth + 1) if depth < 4 else item
+        return out
+    return value
+
+
+@st.composite
+def mutated_deliveries(draw: Any) -> tuple[str, dict[str, Any]]:
+    path = draw(st.sampled_from(_FIXTURE_PAYLOADS))
+    payload = json.loads(path.read_text())
+    payload["installation"] = {"id": 91}
+    return path.name.split(".")[0], _mutate(payload, draw)
+
+
+@pytest.fixture(scope="module")
+def dispatcher(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Any, Any]:
+    from app.github import GitHubApp
+    from tests.fakes.github import FakeGitHub, shared_app_keys
+    from tests.hardening.conftest import APP_ID
+
+    keys = shared_app_keys()
+    fake = FakeGitHub(APP_ID, keys.public_pem)
+    repo = fake.add_repo("Codertocat", "Hello-World", installation_id=91)
+    fake.add_pull(repo, 2, base={"README.md": "x\n"}, head={"a.py": "import os\nos.system(input())\n"})
+    settings = Settings.for_tests(
+        app_id=APP_ID,
+        private_key=keys.private_pem,
+        github_api_url=fake.base_url(),
+        state_dir=tmp_path_factory.mktemp("dispatch") / "state",
+    )
+    return settings, GitHubApp(settings, transport=fake.transport()), fake
+
+
+# A handler may give up on garbage (GitHub says 404, the payload model refuses it); it must not trip over it.
+_PROGRAMMING_ERRORS = ("TypeError", "KeyError", "AttributeError", "IndexError", "UnboundLocalError", "AssertionError")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(mutated=mutated_deliveries())
+def test_mutated_real_payloads_never_crash_the_dispatcher(
+    dispatcher: tuple[Settings, Any, Any], mutated: tuple[str, dict[str, Any]]
+) -> None:
+    import asyncio
+
+    from app.delivery import Delivery
+    from app.dispatch import dispatch
+    from app.errors import RetryLater
+
+    settings_, github_app, _ = dispatcher
+    event, payload = mutated
+    delivery = Delivery(str(uuid.uuid4()), event, json.dumps(payload).encode(), "sha256=0", time.time())
+    try:
+        outcome = asyncio.run(dispatch(settings_, delivery, github_app=github_app))
+    except RetryLater:
+        return  # the job system reschedules it: not a crash
+    assert outcome.status in {"handled", "dropped", "malformed", "failed"}
+    if outcome.status in {"handled", "failed"}:  # errors are "<handler>: <ExceptionType>: <message>"
+        for error in outcome.errors:
+            assert error.split(": ")[1:2] not in ([k] for k in _PROGRAMMING_ERRORS), (event, error)
