@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from app.github import GitHubApp
 from app.handlers.commands import Services, commit_suggested_tests, make_router, suggest_tests
 from app.settings import Settings
 from app.tests_commit import HeadBranch, PlannedFile, head_branch, is_diffwise_file, plan_files, variants
+from tests.fakes.anthropic import FakeAnthropic, Reply
 from tests.fakes.github import FakeGitHub, FakePull, FakeRepo, _error, _sha, shared_app_keys
 
 BASE = "def add(a: int, b: int) -> int:\n    return a + b\n"
@@ -198,17 +200,24 @@ def test_commit_pushes_the_suggested_tests_as_one_commit_and_they_pass(world: Wo
     assert all(f"- `{p}`" in reply for p in added)
     assert world.reactions() == ["eyes", "rocket"]
     # The committed files are what `/diffwise tests` suggests, and they pass against the head's code.
+    run_pytest(world, tmp_path, list(added))
+
+
+def run_pytest(world: World, tmp_path: Path, paths: list[str]) -> None:
+    """Check the head branch out into a directory and run `paths` there with pytest; they must pass."""
+    checkout = tmp_path / "checkout"
     for path, content in world.head_tree().items():
-        (tmp_path / "checkout" / path).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / "checkout" / path).write_bytes(content)
-    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(tmp_path / "checkout")}
+        (checkout / path).parent.mkdir(parents=True, exist_ok=True)
+        (checkout / path).write_bytes(content)
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(checkout)}
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *added],
-        cwd=tmp_path / "checkout",
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *paths],
+        cwd=checkout,
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
+        check=False,
     )
     assert run.returncode == 0, run.stdout + run.stderr
 
@@ -296,6 +305,64 @@ def test_commit_unavailable_or_disabled(world: World) -> None:
     world.fake.set_file(world.repo, "main", ".github/diffwise.yml", "tests:\n  enabled: false\n")
     world.comment("/diffwise tests commit")
     assert "`tests.enabled: false`" in world.replies()[-1]
+
+
+# -- with the LLM writer (app.testgen_llm) against the fake Anthropic ----------------------------------------
+
+LLM_MODULE = '''"""Property tests for app.clamp, suggested by diffwise: invariant."""
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import app as mod
+
+
+@settings(max_examples=50)
+@given(st.integers(), st.integers(), st.integers())
+def test_clamp_stays_within_its_bounds(x, lo, hi):
+    result = mod.clamp(x, lo, hi)
+    if lo <= hi:
+        assert lo <= result <= hi
+    else:
+        assert result == x
+'''
+
+
+@pytest.fixture(scope="module")
+def anthropic() -> Iterator[FakeAnthropic]:
+    with FakeAnthropic() as server:
+        yield server
+
+
+def with_llm(world: World, anthropic: FakeAnthropic) -> None:
+    anthropic.reset()
+    world.settings = world.settings.replace(
+        anthropic_api_key="sk-ant-api03-TESTKEY-0123456789", anthropic_base_url=anthropic.base_url
+    )
+    world.app = GitHubApp(world.settings, transport=world.fake.transport())
+
+
+def test_tests_command_uses_the_llm_writer_when_a_key_is_set(world: World, anthropic: FakeAnthropic) -> None:
+    with_llm(world, anthropic)
+    anthropic.push(Reply(tool_input={"module": LLM_MODULE, "properties": ["invariant"]}))
+    world.comment("/diffwise tests app.py::clamp")
+    comment = world.repo.issue_comments[-1]["body"]
+    assert "def test_clamp_stays_within_its_bounds" in comment
+    [request] = anthropic.messages_requests()
+    assert "def clamp" in request.text
+    world.fake.set_file(world.repo, "main", ".github/diffwise.yml", "llm:\n  enabled: false\n")
+    world.comment("/diffwise tests app.py::clamp")
+    assert "test_clamp_stays_within_its_bounds" not in world.repo.issue_comments[-1]["body"]
+    assert len(anthropic.messages_requests()) == 1  # the policy turned the LLM off
+
+
+def test_commit_pushes_the_llm_module_and_it_passes(world: World, anthropic: FakeAnthropic, tmp_path: Path) -> None:
+    with_llm(world, anthropic)
+    anthropic.push(Reply(tool_input={"module": LLM_MODULE, "properties": ["invariant"]}))
+    world.comment("/diffwise tests commit app.py::clamp")
+    path = suggested_test_path("app", "clamp")
+    assert world.head_tree()[path].decode() == LLM_MODULE
+    run_pytest(world, tmp_path, [path])
 
 
 # -- the pure parts ---------------------------------------------------------------------------------------
