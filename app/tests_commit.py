@@ -16,6 +16,7 @@ COMMIT_MESSAGE = "Add property tests suggested by diffwise\n\nRequested by @{log
 
 Status = Literal["committed", "unchanged", "nothing", "fork", "gone", "no-permission", "moved"]
 ReadFile = Callable[[str], Awaitable[bytes | None]]  # a path at the head commit → its bytes, None if absent
+WrittenByUs = Callable[[str], Awaitable[bool]]  # did the last commit touching a path come from this command?
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,14 @@ def variants(path: str) -> list[str]:
     return [path] + [str(pure.with_name(f"{pure.stem}_{n}{pure.suffix}")) for n in range(2, MAX_NAME_TRIES + 1)]
 
 
-async def plan_files(tests: Sequence[Any], read: ReadFile) -> tuple[list[PlannedFile], list[str]]:
-    """(files to write, notes): each test at its path or a free variant; identical files are not rewritten."""
+async def plan_files(
+    tests: Sequence[Any], read: ReadFile, written_by_us: WrittenByUs
+) -> tuple[list[PlannedFile], list[str]]:
+    """(files to write, notes): each test at its path or a free variant; identical files are not rewritten.
+
+    An existing file is replaced only when it carries our docstring AND its last commit is one of ours: a
+    person who copied a suggested file by hand and edited it keeps their version.
+    """
     planned: list[PlannedFile] = []
     notes: list[str] = []
     taken: set[str] = set()
@@ -95,10 +102,11 @@ async def plan_files(tests: Sequence[Any], read: ReadFile) -> tuple[list[Planned
             if candidate in taken:
                 continue
             existing = await read(candidate)
-            if existing is None or is_diffwise_file(existing):
+            if existing is not None and existing.decode("utf-8", "replace") == test.content:
+                chosen = ""  # already there, byte for byte
+                break
+            if existing is None or (is_diffwise_file(existing) and await written_by_us(candidate)):
                 chosen = candidate
-                if existing is not None and existing.decode("utf-8", "replace") == test.content:
-                    chosen = ""  # already there, byte for byte
                 break
         if chosen is None:
             notes.append(f"`{test.path}` and its variants exist and were not written by diffwise; not committed")
@@ -124,6 +132,16 @@ class GitData:
         response = await self.gh.arequest(method, self._base + path, json=body)
         return response.json()
 
+    async def written_by_us(self, path: str) -> bool:
+        """Whether the last commit on the head touching `path` is one this command made (by its message)."""
+        url = f"/repos/{self.head.owner}/{self.head.repo}/commits"
+        params = {"sha": self.head.sha, "path": path, "per_page": 1}
+        commits = (await self.gh.arequest("GET", url, params=params)).json()
+        if not commits:
+            return False
+        message = str((commits[0].get("commit") or {}).get("message") or "")
+        return message.startswith(COMMIT_MESSAGE.split("\n", 1)[0])
+
     async def head_tree(self) -> str:
         """The tree of the head commit (readable with `contents: read`)."""
         parent = await self._call("GET", f"/commits/{self.head.sha}")
@@ -147,11 +165,11 @@ async def commit_tests(gh: Any, head: HeadBranch, tests: Sequence[Any], read: Re
         return CommitResult("fork", head.ref)
     if not tests:
         return CommitResult("nothing", head.ref)
-    files, notes = await plan_files(tests, read)
+    git = GitData(gh, head)
+    files, notes = await plan_files(tests, read, git.written_by_us)
     detail = "; ".join(notes)
     if not files:
         return CommitResult("unchanged" if not notes else "nothing", head.ref, detail=detail)
-    git = GitData(gh, head)
     try:
         base_tree = await git.head_tree()
     except RequestFailed as exc:

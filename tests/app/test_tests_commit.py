@@ -44,10 +44,33 @@ class GitDataGitHub(FakeGitHub):
         self.parents: dict[str, list[str]] = {}
         self.forks: dict[tuple[str, int], tuple[FakeRepo, bool]] = {}  # (base repo, PR) → (head repo, can modify)
         repo = r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)"
+        self.messages: dict[str, str] = {}
+        self._route("GET", repo + r"/commits", "token", self._list_commits)
         self._route("GET", repo + r"/git/commits/(?P<sha>[0-9a-f]+)", "token", self._get_commit)
         self._route("POST", repo + r"/git/trees", "token", self._create_tree)
         self._route("POST", repo + r"/git/commits", "token", self._create_commit)
         self._route("PATCH", repo + r"/git/refs/heads/(?P<ref>.+)", "token", self._update_ref)
+
+    def commit(self, repo: FakeRepo, branch: str, files: dict[str, str | bytes | None]) -> str:
+        """Seeded commits (pushes by people) join the history too, so `GET /commits?path=` can walk it."""
+        parent = repo.refs.get(branch) or repo.refs.get(repo.default_branch)
+        sha = super().commit(repo, branch, files)
+        self.parents[sha] = [parent] if parent else []
+        self.messages[sha] = "A person's change"
+        return sha
+
+    async def _list_commits(self, request: Request, body: Any, owner: str, repo: str) -> Response:
+        """The newest commit reachable from `sha` that changed `path` (GitHub lists them all; one is enough)."""
+        r = self._repo(owner, repo)
+        sha: str | None = request.query_params.get("sha") or r.refs[r.default_branch]
+        path = request.query_params["path"]
+        while sha is not None and sha in r.trees:
+            parents = self.parents.get(sha) or []
+            before = r.trees[parents[0]].get(path) if parents else None
+            if r.trees[sha].get(path) != before:
+                return JSONResponse([{"sha": sha, "commit": {"message": self.messages.get(sha, "")}}])
+            sha = parents[0] if parents else None
+        return JSONResponse([])
 
     def fork(self, base: FakeRepo, pull: FakePull, owner: str, *, can_modify: bool) -> FakeRepo:
         """Make `pull` come from a fork (same installation, so a maintainer's App may write to it)."""
@@ -102,6 +125,7 @@ class GitDataGitHub(FakeGitHub):
         sha = _sha(f"{body['tree']}:{body['parents']}:{body['message']}:{self.next_id()}")
         r.trees[sha] = tree
         self.parents[sha] = list(body["parents"])
+        self.messages[sha] = body["message"]
         self.commits.append({"repo": r.full_name, "sha": sha, "message": body["message"], "parents": body["parents"]})
         return JSONResponse({"sha": sha, "tree": {"sha": body["tree"]}}, status_code=201)
 
@@ -239,6 +263,25 @@ def test_an_existing_file_of_a_person_is_never_overwritten(world: World) -> None
     variant = path.removesuffix(".py") + "_2.py"
     assert is_diffwise_file(tree[variant])
     assert f"- `{variant}`" in world.replies()[-1]
+
+
+def test_our_own_file_is_updated_in_place_but_a_persons_copy_is_kept(world: World) -> None:
+    path = suggested_test_path("app", "clamp")
+    world.comment("/diffwise tests commit app.py::clamp")
+    first = world.head_tree()[path]
+    world.fake.set_file(world.repo, "main", ".github/diffwise.yml", "tests:\n  max_examples: 20\n")
+    world.comment("/diffwise tests commit app.py::clamp")
+    assert len(world.fake.commits) == 2
+    second = world.head_tree()[path]
+    assert second != first
+    assert b"max_examples=20" in second
+    assert path.removesuffix(".py") + "_2.py" not in world.head_tree()
+    # A person copies the file by hand and edits it: it keeps our docstring but is theirs now.
+    world.fake.push(world.repo, 5, {path: second.decode() + "# my edit\n"})
+    world.fake.set_file(world.repo, "main", ".github/diffwise.yml", "tests:\n  max_examples: 30\n")
+    world.comment("/diffwise tests commit app.py::clamp")
+    assert world.head_tree()[path].decode().endswith("# my edit\n")
+    assert b"max_examples=30" in world.head_tree()[path.removesuffix(".py") + "_2.py"]
 
 
 def test_commit_needs_write_access_even_when_the_policy_opens_tests(world: World) -> None:
@@ -407,13 +450,21 @@ def test_variants_and_plan_files() -> None:
         **{p: b"theirs" for p in variants("tests/d.py")},
     }
 
+    existing["tests/e.py"] = (ours + "# edited by a person\n").encode()
+
     async def read(path: str) -> bytes | None:
         return existing.get(path)
 
+    async def written_by_us(path: str) -> bool:
+        return path != "tests/e.py"
+
     tests = [T("tests/a.py", ours), T("tests/b.py", ours), T("tests/c.py", ours + "#"), T("tests/d.py", ours)]
-    planned, notes = asyncio.run(plan_files(tests, read))
+    tests += [T("tests/e.py", ours), T("tests/b.py", ours + "# new\n")]
+    planned, notes = asyncio.run(plan_files(tests, read, written_by_us))
     assert planned == [
         PlannedFile("tests/a_2.py", ours, "tests/a.py"),
         PlannedFile("tests/c_2.py", ours + "#", "tests/c.py"),
+        PlannedFile("tests/e_2.py", ours, "tests/e.py"),
+        PlannedFile("tests/b.py", ours + "# new\n", "tests/b.py"),  # ours and changed: replaced in place
     ]
     assert notes == ["`tests/d.py` and its variants exist and were not written by diffwise; not committed"]
