@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -203,3 +204,26 @@ def test_the_cost_budget_stops_further_calls(anthropic: FakeAnthropic) -> None:
     result = synthesize(w)
     assert result.tests[0].content == synthesize(None).tests[0].content
     assert anthropic.messages_requests() == []
+
+
+def test_the_review_pipeline_shares_the_reviewers_client_budget_and_audit(
+    anthropic: FakeAnthropic, audit: AuditLog
+) -> None:
+    from app.llm_review import LLMReviewer
+
+    settings = {"anthropic_api_key": KEY, "anthropic_base_url": anthropic.base_url}
+    reviewer = LLMReviewer.from_settings(settings, Policy(), audit=audit)
+    w = LLMTestWriter.from_reviewer(
+        reviewer, Policy(), changeset=_changeset(), read_head=FILES.get, repo="octo/shop", pr_number=5
+    )
+    assert w is not None
+    assert w.max_cost_usd == reviewer.budget.max_cost_usd
+    anthropic.push(Reply(tool_input={"module": VALID, "properties": ["idempotence"]}))
+
+    async def inside_a_running_loop() -> TestSuggestions:
+        return synthesize(w)  # the hook is synchronous; it must not trip over the caller's event loop
+
+    assert asyncio.run(inside_a_running_loop()).tests[0].content == VALID
+    assert audit.query(kind="tests")[0].repo == "octo/shop"
+    off = LLMReviewer.from_settings({}, Policy())
+    assert LLMTestWriter.from_reviewer(off, Policy()) is None
