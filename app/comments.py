@@ -152,7 +152,19 @@ def _severity_table(findings: Iterable[Finding]) -> list[str]:
     return rows
 
 
+LIST_CAP = 200  # entries per summary list; the rest are counted (the check run carries every finding)
+
+
+def _capped(items: Sequence[str], what: str) -> list[str]:
+    shown = [f"- {item}" for item in items[:LIST_CAP]]
+    if len(items) > LIST_CAP:
+        shown.append(f"- … and {len(items) - LIST_CAP} more {what}")
+    return shown
+
+
 def summary_body(data: SummaryData) -> str:
+    """The one summary comment. What was not reviewed always survives the size limit; the list of findings
+    not posted inline is what gets shortened (with a count), since the check run annotates every finding."""
     short = data.head_sha[:7]
     out = [f"## diffwise review of `{short}`", ""]
     scope = f"{len(data.reviewed_files)} file(s) reviewed"
@@ -171,20 +183,11 @@ def summary_body(data: SummaryData) -> str:
         out += [f"{data.over_cap} more finding(s) over the comment cap are listed below.", ""]
     if data.below_threshold:
         out += [f"{data.below_threshold} finding(s) below the comment severity threshold are not shown inline.", ""]
-    if data.in_summary:
-        out += ["### Findings not posted inline", ""]
-        for f, why in data.in_summary:
-            link = blob_link(data.repo_url, data.head_sha, f.path, f.start_line, f.end_line)
-            cwe = f" ({cwe_link(f.cwe)})" if f.cwe else ""
-            message = f.message.strip().splitlines()[0] if f.message.strip() else ""
-            out.append(
-                f"- **{f.severity.label}** `{f.rule}`{cwe} at [{f.path}:{f.start_line}]({link}): {message} _({why})_"
-            )
-        out.append("")
     if data.skipped:
-        out += ["### Not reviewed", ""] + [f"- `{p}`: {reason}" for p, reason in data.skipped] + [""]
+        out += ["### Not reviewed", "", *_capped([f"`{p}`: {reason}" for p, reason in data.skipped], "files"), ""]
     if data.failed_analyzers:
-        out += ["### Analyzers that failed", ""] + [f"- `{a}`: {e}" for a, e in data.failed_analyzers] + [""]
+        failed = [f"`{a}`: {e[:500]}" for a, e in data.failed_analyzers]
+        out += ["### Analyzers that failed", "", *_capped(failed, "analyzers"), ""]
     if data.pending_policy_change:
         out += [
             "> This PR changes `.github/diffwise.yml`. It was reviewed under the default branch's policy; "
@@ -199,14 +202,32 @@ def summary_body(data: SummaryData) -> str:
         ]
     if data.llm_line:
         out += [data.llm_line, ""]
-    for note in data.notes:
-        out.append(f"- {note}")
-    if data.notes:
-        out.append("")
+    notes = _capped([n[:1000] for n in data.notes], "notes")
+    if notes:
+        out += [*notes, ""]
     if data.tests_count:
         out += [f"{data.tests_count} suggested property test module(s) are in the tests comment.", ""]
-    out += [f"<sub>{COMMANDS_HELP}</sub>"]
-    return fit("\n".join(out), keep_tail=f"\n{head_marker(data.head_sha)}\n{SUMMARY_MARKER}")
+    footer = f"<sub>{COMMANDS_HELP}</sub>"
+    tail = f"\n{head_marker(data.head_sha)}\n{SUMMARY_MARKER}"
+    head_text = "\n".join(out)
+    if data.in_summary:
+        budget = GITHUB_BODY_LIMIT - len(head_text) - len(footer) - len(tail) - 400
+        listing = ["### Findings not posted inline", ""]
+        used = sum(len(x) + 1 for x in listing)
+        for n, (f, why) in enumerate(data.in_summary):
+            link = blob_link(data.repo_url, data.head_sha, f.path, f.start_line, f.end_line)
+            cwe = f" ({cwe_link(f.cwe)})" if f.cwe else ""
+            message = f.message.strip().splitlines()[0][:300] if f.message.strip() else ""
+            where = f"[{f.path}:{f.start_line}]({link})"
+            line = f"- **{f.severity.label}** `{f.rule}`{cwe} at {where}: {message} _({why})_"
+            if used + len(line) + 1 > budget:
+                rest = len(data.in_summary) - n
+                listing.append(f"- … and {rest} more finding(s); every finding is annotated in the check run.")
+                break
+            listing.append(line)
+            used += len(line) + 1
+        head_text += "\n" + "\n".join(listing) + "\n"
+    return fit(head_text + "\n" + footer, keep_tail=tail)
 
 
 def head_marker(head_sha: str) -> str:

@@ -355,9 +355,6 @@ def test_binary_non_utf8_huge_and_deeply_nested_files_do_not_stop_the_review(app
     assert any(c["path"] == "app/run.py" for c in comments)  # the ordinary file is still reviewed
 
 
-@pytest.mark.xfail(
-    strict=True, reason="summary over 65,536 chars is cut from the end: skipped files lost (app/comments.py)"
-)
 def test_many_findings_do_not_push_the_skipped_files_out_of_the_summary(app_h: InProcess) -> None:
     repo = app_h.fake.add_repo("octo", "noisy", installation_id=91)
     noisy = "".join(f"def f{i}():\n    return eval(x{i})\n\n\n" for i in range(600))  # 600+ findings
