@@ -341,6 +341,10 @@ def commit_gone_text() -> str:
     )
 
 
+def commit_closed_text() -> str:
+    return _reply("This pull request is closed, so I won't push to its branch.")
+
+
 def commit_moved_text(branch: str) -> str:
     return _reply(
         f"`{branch}` changed while I was committing, so I left it alone. Run `/diffwise tests commit` again to add "

@@ -501,6 +501,8 @@ async def commit_suggested_tests(ctx: Context, number: int, command: Command, po
     head = head_branch(view.raw)
     if head is None:
         return False, text.commit_gone_text()
+    if view.raw.get("state", "open") != "open":
+        return False, text.commit_closed_text()
     if not head.writable:
         return False, text.commit_fork_text()
     if command.path is not None and not view.changeset.files:

@@ -10,6 +10,7 @@ from app.commands import (
     COMMANDS,
     REPLY_MARKER,
     Command,
+    commit_closed_text,
     commit_done_text,
     commit_fork_text,
     commit_gone_text,
@@ -286,3 +287,4 @@ def test_tests_commit_texts_golden() -> None:
         "again to add the tests on top of the new head."
     )
     assert "no longer exists" in commit_gone_text()
+    assert commit_closed_text() == f"{REPLY_MARKER}\nThis pull request is closed, so I won't push to its branch."

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from analyzers.testgen import suggested_test_path
-from app.commands import REPLY_MARKER, commit_fork_text, commit_no_access_text
+from app.commands import REPLY_MARKER, commit_closed_text, commit_fork_text, commit_no_access_text
 from app.delivery import Delivery
 from app.dispatch import Outcome, dispatch
 from app.github import GitHubApp
@@ -337,6 +337,13 @@ def test_nothing_to_commit_when_no_function_is_testable(world: World) -> None:
     world.fake.push(world.repo, 5, {"app.py": BASE, "README.md": "docs\n"})
     world.comment("/diffwise tests commit")
     assert "There are no suggested tests to commit" in world.replies()[-1]
+    assert world.fake.commits == []
+
+
+def test_a_closed_pull_request_gets_no_commit(world: World) -> None:
+    world.pull.state = "closed"
+    world.comment("/diffwise tests commit")
+    assert world.replies()[-1] == commit_closed_text()
     assert world.fake.commits == []
 
 
