@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
 from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 _lock = threading.Lock()
 _engines: dict[str, Engine] = {}
@@ -35,7 +37,16 @@ def get_engine(url: str) -> Engine:
 
 
 def ensure_tables(engine: Engine, metadata: MetaData) -> None:
-    metadata.create_all(engine, checkfirst=True)
+    """Create missing tables. Processes starting together race between "check" and "create": the loser's
+    "already exists" just means the winner did the work, so look again instead of failing the job."""
+    for attempt in range(6):
+        try:
+            metadata.create_all(engine, checkfirst=True)
+            return
+        except (OperationalError, ProgrammingError) as exc:
+            if "already exists" not in str(exc).lower() or attempt == 5:
+                raise
+            time.sleep(0.02 * (attempt + 1))
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
