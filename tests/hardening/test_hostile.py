@@ -150,7 +150,7 @@ def _no_installation(app_h: InProcess) -> None:
     del payload["installation"]  # as in GitHub's GHES examples
     delivery, status = app_h.send("pull_request", payload)
     assert status == 202
-    time.sleep(1.5)
+    time.sleep(1.0)
     # nothing to act with: dropped at once (today: retried 6 times over ~minutes, then a dead letter)
     assert app_h.queue.ledger.state(delivery) == "done"
 
@@ -166,7 +166,7 @@ def _unknown_installation(app_h: InProcess) -> None:
     payload = webhook_payload("pull_request.opened.2", repo, pull)
     payload["installation"] = {"id": 999_999}  # uninstalled since GitHub sent the delivery
     delivery, _ = app_h.send("pull_request", payload)
-    time.sleep(1.5)
+    time.sleep(1.0)
     assert app_h.queue.ledger.state(delivery) in {"done", "dead"}
     assert app_h.fake.count("POST", r"/installations/999999/access_tokens$") == 1
 
