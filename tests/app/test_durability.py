@@ -187,3 +187,14 @@ def test_bad_settings_stop_the_process_with_one_line(
     assert variable in lines_out[0]
     assert "do-not-print-me" not in done.stderr + done.stdout
     assert "hunter2" not in done.stderr + done.stdout
+
+
+def test_a_receiver_and_a_separate_worker_share_the_sqlite_queue(procs: Processes, tmp_path: Path) -> None:
+    port, out = free_port(), tmp_path / "runs.txt"
+    procs.serve(port)
+    worker = procs.worker(out)
+    answers = [post(port, f"live-{i}") for i in range(40)]
+    assert answers == [202] * 40
+    wait_for(lambda: len(lines(out, "end")) == 40, what="40 jobs from a live receiver", child=worker)
+    time.sleep(0.3)
+    assert sorted(lines(out, "end")) == sorted(f"live-{i}" for i in range(40))
