@@ -424,7 +424,10 @@ def render_tests_comment(suggestions: TestSuggestions, run_command: str | None =
             f"- :warning: **{finding.title or finding.rule}** `{finding.path}:{finding.line}`: {finding.message}"
         )
     run = ["", "Run them with:", "", "```sh", "pip install hypothesis pytest", command, "```"]
-    run.append("To keep a test, copy its file into this branch at the path shown.")
+    run.append(
+        "To keep a test, copy its file into this branch at the path shown, or reply `/diffwise tests commit` "
+        "to have diffwise add them in one commit."
+    )
     notes: list[str] = []
     if suggestions.notes:
         shown = [f"- {note[:300]}" for note in suggestions.notes[:10]]

@@ -7,6 +7,7 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from app.errors import PermanentError
 from app.events import Event
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ class DeliveryLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
         return msg, kwargs
 
 
-class NoInstallation(RuntimeError):
+class NoInstallation(PermanentError):
     """The payload names no installation, so there is no client to act with."""
 
 

@@ -72,6 +72,7 @@ async def _dispatch(settings: Settings, delivery: Delivery, router: Router, gith
         return Outcome(delivery.id, ctx.key, "dropped")
 
     errors: list[str] = []
+    permanent = 0
     async with contextlib.AsyncExitStack() as stack:
         if _can_act(ctx):
             # One connection pool for every request of this delivery (githubkit keeps it in a ContextVar).
@@ -86,10 +87,13 @@ async def _dispatch(settings: Settings, delivery: Delivery, router: Router, gith
             except PermanentError as exc:
                 ctx.log.warning("%s gave up on delivery %s: %s", name, delivery.id, exc)
                 errors.append(f"{name}: {exc}")
+                permanent += 1
             except Exception as exc:
                 ctx.log.error("%s failed on delivery %s: %s", name, delivery.id, exc, exc_info=exc)
                 errors.append(f"{name}: {type(exc).__name__}: {exc}")
     status: Status = "failed" if errors and len(errors) == len(handlers) else "handled"
+    if status == "failed" and permanent == len(errors):
+        status = "dropped"  # retrying cannot help (no installation, PR gone): no retries, no dead letter
     return Outcome(delivery.id, ctx.key, status, len(handlers), tuple(errors))
 
 

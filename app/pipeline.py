@@ -428,6 +428,26 @@ async def _run_llm(
     return list(getattr(result, "findings", []) or []), summary, notes
 
 
+def _test_writer(inp: ReviewInput, changeset: ChangeSet, read: FileReader, policy: Any) -> Any:
+    """The LLM test writer when the review has an LLM and the policy allows it (app.testgen_llm)."""
+    if inp.llm is None or not _enabled(_section(policy, "llm")):
+        return None
+    try:
+        from app.testgen_llm import LLMTestWriter
+    except ImportError:
+        return None
+    pr = inp.pr
+    return LLMTestWriter.from_reviewer(
+        inp.llm,
+        policy,
+        changeset=changeset,
+        read_head=read,
+        repo=f"{pr.owner}/{pr.repo}" if pr else "",
+        pr_number=pr.number if pr else None,
+        head_sha=pr.head_sha if pr else "",
+    )
+
+
 async def _run_tests(
     inp: ReviewInput, changeset: ChangeSet, syntax: Any, read: FileReader, policy: Any, findings: list[Finding]
 ) -> tuple[list[Any], list[str], list[Finding]]:
@@ -447,6 +467,7 @@ async def _run_tests(
         max_examples=int(getattr(section, "max_examples", 50) or 50),
         findings=tuple(findings),
         verifier=_verifier(inp, section),
+        writer=_test_writer(inp, changeset, read, policy),
     )
     try:
         result = await asyncio.to_thread(synthesize_tests, request)
