@@ -15,7 +15,7 @@ from githubkit.exception import GitHubException, RateLimitExceeded, RequestError
 from githubkit.retry import RetryOption
 
 from app import __version__
-from app.errors import RetryLater
+from app.errors import PermanentError, RetryLater
 
 if TYPE_CHECKING:
     from githubkit.auth import AppInstallationAuthStrategy
@@ -68,6 +68,13 @@ class RetryPolicy:
         if isinstance(exc, RequestTimeout):
             return self._transient(exc, retry_count, f"timeout on {exc.request.url.path}")
         if isinstance(exc, RequestError):  # connection refused/reset and friends
+            inner = exc.exc
+            if isinstance(inner, RequestFailed) and inner.response.status_code in (403, 404):
+                # minting an installation token was refused: the App was uninstalled or lost access.
+                # Waiting will not change that, so the job ends now instead of retrying for minutes.
+                raise PermanentError(
+                    f"GitHub refused an installation token ({inner.response.status_code}) on {inner.request.url.path}"
+                ) from exc
             return self._transient(exc, retry_count, f"request error: {exc.exc!r}")
         return RetryOption(False)
 

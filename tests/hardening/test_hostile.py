@@ -152,7 +152,6 @@ def _no_installation(app_h: InProcess) -> None:
     assert app_h.queue.ledger.state(delivery) in {"done", "dead"}
 
 
-@pytest.mark.xfail(strict=True, reason="token 404 (app uninstalled) is treated as transient (app/github.py decide)")
 def test_a_delivery_for_an_unknown_installation_is_not_retried_as_transient(tmp_path: Path) -> None:
     with in_process(tmp_path / "state") as h:  # the default 6 attempts
         _unknown_installation(h)
