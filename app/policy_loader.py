@@ -196,6 +196,9 @@ def parse_policy_text(raw: bytes | str, source: str = POLICY_PATH) -> ParsedFile
         return ParsedFile({}, {}, [PolicyIssue("", None, f"invalid YAML: {exc}", source)], source)
     except _Limits as exc:
         return ParsedFile({}, {}, [PolicyIssue("", exc.line, str(exc), source)], source)
+    except RecursionError:  # PyYAML's composer recurses per nesting level: thousands of levels exhaust the stack
+        message = "invalid YAML: nested too deeply to read safely"
+        return ParsedFile({}, {}, [PolicyIssue("", None, message, source)], source)
     finally:
         loader.dispose()
     if data is None:

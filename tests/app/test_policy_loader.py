@@ -318,3 +318,14 @@ def test_an_unreadable_extends_target_is_an_issue_but_retry_later_propagates() -
     assert issue.message == "acme/locked:.github/diffwise.yml could not be read (PermissionError)"
     with pytest.raises(RetryLater):
         load(FailingReader(files, RetryLater("rate limited")))
+
+
+def test_a_deeply_nested_file_is_an_issue_not_a_crash() -> None:
+    from app.policy_loader import parse_policy_text
+
+    deep = "a: " + "[" * 5000 + "]" * 5000 + "\n"
+    parsed = parse_policy_text(deep)
+    assert parsed.data == {}
+    assert [i.message for i in parsed.issues] == ["invalid YAML: nested too deeply to read safely"]
+    shallow = parse_policy_text("a: " + "[" * 50 + "]" * 50 + "\n")  # our own limit, with the line
+    assert [(i.line, i.message) for i in shallow.issues] == [(1, "nesting deeper than 32 levels")]
