@@ -22,6 +22,7 @@ Side = Literal["RIGHT", "LEFT"]
 # GitHub's limits: the diff media type refuses PRs over 300 files; the files API lists up to 3,000.
 GITHUB_DIFF_FILE_LIMIT = 300
 GITHUB_FILES_API_LIMIT = 3000
+MAX_PATCH_CHARS = 2_000_000  # one file's patch; past this it is listed as skipped, never parsed
 # place(): how many lines outside a hunk a finding may sit and still be moved onto the hunk's edge.
 NEAREST_SLACK = 3
 
@@ -231,6 +232,13 @@ class ChangeSet:
                     skipped.append(Skipped(path, "binary file or empty file (no patch from GitHub)"))
                 else:
                     skipped.append(Skipped(path, "diff too large or binary (GitHub sent no patch)"))
+                continue
+            if len(patch) > MAX_PATCH_CHARS:
+                # Parsing would cost seconds of CPU for a file the review skips as too large anyway.
+                size = f"{len(patch) / 1_000_000:.1f} MB"
+                skipped.append(
+                    Skipped(path, f"too large (a {size} patch; the limit is {MAX_PATCH_CHARS // 1_000_000} MB)")
+                )
                 continue
             src = f"a/{old_path or path}" if gh_status != "added" else "/dev/null"
             dst = f"b/{path}" if gh_status != "removed" else "/dev/null"
