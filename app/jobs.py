@@ -225,6 +225,10 @@ class JobQueue:
             backoff=1.3,
             max_delay=self.policy.poll_max_delay,
             check_worker_health=True,
+            # SIGTERM (Kubernetes, compose, systemd) finishes running jobs first, for up to 25 s; whatever is
+            # still running after that is requeued by its lease, never lost.
+            graceful_signal="TERM",
+            shutdown_timeout=25.0,
         )
 
     def run_worker(self, workers: int | None = None) -> None:

@@ -131,5 +131,5 @@ def setup_logging(level: str = "info", fmt: str = "pretty", secrets: Iterable[st
     handler.setFormatter(JsonFormatter() if fmt == "json" else PrettyFormatter())
     root.addHandler(handler)
     root.setLevel(_LEVELS.get(level.lower(), logging.getLevelName(level.upper())))
-    for noisy in ("huey", "huey.consumer", "uvicorn.access"):
+    for noisy in ("huey", "huey.consumer", "uvicorn.access", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(root.level, logging.WARNING))

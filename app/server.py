@@ -6,6 +6,7 @@ import argparse
 import gc
 import logging
 import sys
+import threading
 
 from app.errors import ConfigError
 from app.logs import setup_logging
@@ -65,11 +66,16 @@ def run_serve(args: argparse.Namespace) -> int:
         server_header=False,
     )
     # Startup objects (modules, settings, routes) never die: keep them out of every later full collection.
+    from app.recovery import start_recovery
+
+    stop_recovery = threading.Event()
+    start_recovery(settings, stop_recovery)  # redeliver webhooks that failed while diffwise was down
     gc.collect()
     gc.freeze()
     try:
         uvicorn.Server(config).run()
     finally:
+        stop_recovery.set()
         queue.close()
     return 0
 
