@@ -454,14 +454,16 @@ class Publisher:
 
     async def upsert_issue_comment(self, marker: str, body: str) -> int:
         """Edit the bot's comment carrying `marker` in place, or create it once."""
-        existing_id = None
+        existing_id: int | None = None
+        existing_body: str | None = None
         issue = f"{self.target.base}/issues/{self.target.number}/comments"
         for c in await self._paginate(issue):
             if marker in (c.get("body") or "") and (c.get("user") or {}).get("type") == "Bot":
-                existing_id = int(c["id"])
+                existing_id, existing_body = int(c["id"]), c.get("body")
                 break
         if existing_id is not None:
-            await self._request("PATCH", f"{self.target.base}/issues/comments/{existing_id}", json={"body": body})
+            if existing_body != body:  # unchanged text: no write (and no "edited" noise on the PR)
+                await self._request("PATCH", f"{self.target.base}/issues/comments/{existing_id}", json={"body": body})
             return existing_id
         created = await self._request("POST", issue, json={"body": body})
         return int(created["id"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -145,7 +144,7 @@ async def _review_and_publish(
     notes: list[str] = []
     if files.truncated:
         notes.append(f"GitHub lists at most {files.listed} files; this PR changes more, the rest were not reviewed.")
-    policy_errors, policy_notes_ = await policy_notes(ctx, pr.number, [f.path for f in changeset.files])
+    policy_errors, policy_notes_ = await policy_notes(ctx, publisher)
     notes += policy_notes_
     llm_paths, incremental_from = (None, None) if force else await incremental_scope(ctx, policy, reviews, pr)
     await publisher.progress("parse")
@@ -289,7 +288,7 @@ async def publish_tests(publisher: Publisher, review: Review) -> None:
     await publisher.upsert_issue_comment(TESTS_MARKER, body)
 
 
-async def policy_notes(ctx: Context, number: int, changed_paths: Sequence[str]) -> tuple[list[Any], list[str]]:
+async def policy_notes(ctx: Context, publisher: Publisher) -> tuple[list[Any], list[str]]:
     """The policy's errors, and summary notes about them; an invalid file also gets its one PR comment."""
     from app.policy_loader import POLICY_COMMENT_MARKER, format_issue, render_policy_comment
 
@@ -299,20 +298,8 @@ async def policy_notes(ctx: Context, number: int, changed_paths: Sequence[str]) 
     if errors:
         notes.append(f"The policy file has {len(errors)} error(s); those keys used their defaults.")
         notes += [format_issue(issue) for issue in errors[:10]]
-        await upsert_issue_comment(ctx, number, POLICY_COMMENT_MARKER, render_policy_comment(errors))
+        await publisher.upsert_issue_comment(POLICY_COMMENT_MARKER, render_policy_comment(errors))
     return errors, notes
-
-
-async def upsert_issue_comment(ctx: Context, number: int, marker: str, body: str) -> None:
-    """Edit the bot's comment carrying `marker` in place, or create it once."""
-    base = "/repos/{owner}/{repo}".format(**ctx.repo())
-    for comment in await ctx.source.issue_comments(number):
-        user = comment.get("user") or {}
-        if marker in (comment.get("body") or "") and user.get("type") == "Bot":
-            if comment.get("body") != body:
-                await ctx.gh.arequest("PATCH", f"{base}/issues/comments/{comment['id']}", json={"body": body})
-            return
-    await ctx.gh.arequest("POST", f"{base}/issues/{number}/comments", json={"body": body})
 
 
 def make_llm(settings: Any, policy: Any) -> Any:
