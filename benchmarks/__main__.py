@@ -22,6 +22,8 @@ BENCHMARKS: dict[str, str] = {
     "publish": "GitHub API calls per review; placement replay (0 rejected)",
     "llm_tokens": "LLM input tokens vs PR-Agent's context scheme; cache share; parallel wall time",
     "testgen": "suggested tests: pass rate and mutation kill rate vs ghostwriter and a no-crash floor",
+    "load": "60 s of sustained signed deliveries, then every accepted one processed exactly once",
+    "chaos": "kill -9 of the worker across 100 PR reviews: one review per PR, no duplicate comment",
 }
 
 
