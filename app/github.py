@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 from githubkit import AppAuthStrategy, GitHub
-from githubkit.cache import BaseCacheStrategy, MemCacheStrategy
+from githubkit.cache import BaseCacheStrategy, MemCacheStrategy, RedisCache, RedisCacheStrategy
 from githubkit.exception import GitHubException, RateLimitExceeded, RequestError, RequestFailed, RequestTimeout
 from githubkit.retry import RetryOption
 
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 DELIVERY_HEADER = "X-Diffwise-Delivery"
 USER_AGENT = f"diffwise/{__version__}"
 DEFAULT_API_URL = "https://api.github.com"
+TOKEN_CACHE_PREFIX = "diffwise:githubkit:"
 
 Transport = httpx.AsyncBaseTransport | httpx.BaseTransport
 
@@ -137,12 +138,55 @@ def _sync_delivery_hooks(delivery_id: str | None, installation: int | None = Non
     return {"request": [on_request], "response": _metrics_hooks(installation)[0]}
 
 
+class SharedRedisCache(RedisCache):
+    """githubkit's RedisCache for sync and async clients alike, never storing an entry that is already stale.
+
+    One sync client serves both modes: jobs run each in their own `asyncio.run` loop, and an asyncio
+    Redis connection must not outlive the loop it was opened on. A GET/SET on Redis is sub-millisecond.
+    """
+
+    def set(self, key: str, value: str, ex: timedelta) -> None:
+        ttl_ms = int(ex.total_seconds() * 1000)
+        if ttl_ms <= 0:  # a token inside githubkit's one-minute margin: used once, minted again next time
+            self.client.delete(self._get_key(key))
+            return
+        self.client.set(self._get_key(key), value, px=ttl_ms)
+
+    async def aget(self, key: str) -> str | None:
+        return self.get(key)
+
+    async def aset(self, key: str, value: str, ex: timedelta) -> None:
+        self.set(key, value, ex)
+
+
+class SharedRedisCacheStrategy(RedisCacheStrategy):
+    """App JWT and installation tokens in Redis, so every web and worker process mints one per installation."""
+
+    def get_cache_storage(self) -> SharedRedisCache:
+        return SharedRedisCache(self.client, self.prefix)
+
+    async def get_async_cache_storage(self) -> SharedRedisCache:  # type: ignore[override]
+        return self.get_cache_storage()
+
+
+def token_cache_strategy(settings: Settings) -> BaseCacheStrategy:
+    """Redis (shared by all processes) when REDIS_URL is set; otherwise this process's memory."""
+    redis_url = getattr(settings, "redis_url", None)
+    if not redis_url:
+        return MemCacheStrategy()
+    from redis import Redis
+
+    client = Redis.from_url(redis_url, socket_timeout=5.0, socket_connect_timeout=5.0)
+    return SharedRedisCacheStrategy(client, prefix=TOKEN_CACHE_PREFIX)
+
+
 class GitHubApp:
     """One per process: builds App and installation clients that share one token cache.
 
     githubkit keeps the App JWT and every installation token in its cache strategy, keyed by app and
     installation, and refreshes a token a minute before `expires_at`. Sharing the strategy between all
-    clients of the process means jobs reuse tokens instead of minting one per request or per job.
+    clients of the process means jobs reuse tokens instead of minting one per request or per job; with
+    REDIS_URL the cache lives in Redis, shared by every web and worker process.
     """
 
     def __init__(
@@ -161,7 +205,7 @@ class GitHubApp:
         self.base_url = api_base_url(settings)
         self.retry = retry or RetryPolicy()
         self._auth = AppAuthStrategy(str(app_id), private_key)
-        self._cache = cache_strategy or MemCacheStrategy()
+        self._cache = cache_strategy or token_cache_strategy(settings)
         self._transport = transport
         self._timeout = timeout
 
