@@ -15,6 +15,7 @@ import argparse
 import json
 import random
 import shutil
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -143,7 +144,10 @@ def main() -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(text)
-    return 0 if "FAILED" not in text else 1
+    if "FAILED" in text:
+        print(text, file=sys.stderr)  # `python -m benchmarks` shows stderr when a benchmark fails
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -468,8 +468,12 @@ def main() -> int:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             print(f"(logs and queue kept in {workdir})", file=sys.stderr)
-    print(report(result, args))
-    return 1 if result.problems() else 0
+    text = report(result, args)
+    print(text)
+    if result.problems():
+        print(text, file=sys.stderr)  # `python -m benchmarks` shows stderr when a benchmark fails
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
