@@ -11,29 +11,20 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode
 
-import httpx
-from sqlalchemy import Engine
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from app.outcome_store import OutcomeStore
 from app.settings import Settings, read_env_file
-from app.stats import (
-    PERIODS,
-    Rates,
-    StatsReport,
-    build_report,
-    duration,
-    load_closures,
-    load_costs,
-    load_reviews,
-    money,
-    pct,
-)
+
+if TYPE_CHECKING:  # sqlalchemy (via app.stats) and httpx load on the first dashboard request, not at start
+    import httpx
+    from sqlalchemy import Engine
+
+    from app.stats import Rates, StatsReport
 
 log = logging.getLogger("diffwise.dashboard")
 
@@ -180,6 +171,8 @@ def _num(value: object) -> str:
 
 
 def _rates_rows(groups: Mapping[str, Rates]) -> str:
+    from app.stats import pct
+
     rows = []
     for key, r in groups.items():
         rows.append(
@@ -201,6 +194,8 @@ def _rates_table(title: str, label: str, groups: Mapping[str, Rates], table_id: 
 
 def acceptance_bars(groups: Mapping[str, Rates], width: int = 640, row: int = 22) -> str:
     """Per-rule bars: applied (green) and dismissed (red) shares of classified findings."""
+    from app.stats import pct
+
     items = [(k, r) for k, r in groups.items() if r.classified]
     if not items:
         return '<p class="muted">No classified findings yet.</p>'
@@ -229,6 +224,8 @@ def acceptance_bars(groups: Mapping[str, Rates], width: int = 640, row: int = 22
 
 def cost_bars(report: StatsReport, width: int = 640, height: int = 160) -> str:
     """LLM cost per week as vertical bars."""
+    from app.stats import money
+
     weeks = list(report.by_week)
     if not weeks:
         return '<p class="muted">No reviews in this period.</p>'
@@ -255,6 +252,8 @@ def cost_bars(report: StatsReport, width: int = 640, height: int = 160) -> str:
 
 
 def _filters(repos: Sequence[str], repo: str | None, period: str) -> str:
+    from app.stats import PERIODS
+
     options = ['<option value="">all repositories</option>'] + [
         f'<option value="{escape(r)}"{" selected" if r == repo else ""}>{escape(r)}</option>' for r in repos
     ]
@@ -270,6 +269,8 @@ def _filters(repos: Sequence[str], repo: str | None, period: str) -> str:
 
 
 def _demoted(demoted: Mapping[str, Mapping[str, float]]) -> str:
+    from app.stats import pct
+
     rows = "".join(
         f"<tr><td>{escape(repo)}</td><td><code>{escape(rule)}</code></td>{_num(pct(rate))}</tr>"
         for repo, rules in demoted.items()
@@ -286,6 +287,8 @@ def _demoted(demoted: Mapping[str, Mapping[str, float]]) -> str:
 
 
 def render_dashboard(report: StatsReport, repos: Sequence[str], repo: str | None, period: str, who: str) -> str:
+    from app.stats import duration, money, pct
+
     o = report.overall
     cards = [
         ("PRs reviewed", str(o.prs_reviewed)),
@@ -366,6 +369,8 @@ class Dashboard:
 
     @property
     def engine(self) -> Engine:
+        from app.outcome_store import OutcomeStore
+
         if self._engine is None:
             self._engine = OutcomeStore.from_settings(self.settings).engine
         return self._engine
@@ -420,6 +425,8 @@ class Dashboard:
         viewer = self.viewer(request)
         if viewer is None:
             return self._login_page()
+        from app.stats import PERIODS
+
         period = request.query_params.get("period") or "all"
         if period not in PERIODS:
             period = "all"
@@ -430,7 +437,8 @@ class Dashboard:
         return self._html(render_dashboard(report, repos, repo, period, viewer.login))
 
     def report(self, viewer: Viewer, repo: str | None, period: str) -> tuple[StatsReport, list[str]]:
-        from app.stats import since_for
+        from app.outcome_store import OutcomeStore
+        from app.stats import build_report, load_closures, load_costs, load_reviews, since_for
 
         since = since_for(period, self.clock())
         engine = self.engine
@@ -489,6 +497,8 @@ class Dashboard:
         return response
 
     async def oauth_callback(self, request: Request) -> Response:
+        import httpx
+
         if not self.oauth:
             return self._disabled()
         state, expected = request.query_params.get("state", ""), request.cookies.get(STATE_COOKIE, "")
@@ -506,6 +516,8 @@ class Dashboard:
 
     async def _github_viewer(self, code: str) -> Viewer:
         """Exchange the code for a user token; the repos are those the user and the App's installations share."""
+        import httpx
+
         async with httpx.AsyncClient(transport=self.transport, timeout=15) as client:
             answer = await client.post(
                 f"{web_url(self.settings.github_api_url)}/login/oauth/access_token",

@@ -7,9 +7,8 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -28,6 +27,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("diffwise.metrics")
 

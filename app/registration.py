@@ -15,17 +15,18 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-import httpx
 import yaml
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from app.github import USER_AGENT, api_base_url
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("diffwise.registration")
 
@@ -99,6 +100,8 @@ def build_manifest(
 
 def github_web_url(settings: Settings) -> str:
     """The web host for the API base URL: api.github.com → github.com, <host>/api/v3 → <host>."""
+    from app.github import api_base_url
+
     api = api_base_url(settings)
     if api.endswith("/api/v3"):
         return api[: -len("/api/v3")]
@@ -323,6 +326,8 @@ class Registration:
         return response
 
     async def callback(self, request: Request) -> Response:
+        import httpx
+
         if self.registered:
             return HTMLResponse(render_error_page("An App was already registered; restart diffwise."), status_code=409)
         code = request.query_params.get("code") or ""
@@ -357,6 +362,10 @@ class Registration:
         return response
 
     async def _convert(self, code: str) -> dict[str, Any]:
+        import httpx
+
+        from app.github import USER_AGENT, api_base_url
+
         url = f"{api_base_url(self.settings)}/app-manifests/{code}/conversions"
         headers = {"Accept": "application/vnd.github+json", "User-Agent": USER_AGENT}
         async with httpx.AsyncClient(transport=self._transport, timeout=30.0) as client:

@@ -151,7 +151,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(5)
 
 
-def start_diffwise(port: int, state_dir: Path, *, worker: bool, fsync: bool = False) -> subprocess.Popen[bytes]:
+def start_diffwise(
+    port: int, state_dir: Path, *, worker: bool, fsync: bool = False, app_key: str | None = None
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "WEBHOOK_SECRET": SECRET,
@@ -160,8 +162,10 @@ def start_diffwise(port: int, state_dir: Path, *, worker: bool, fsync: bool = Fa
         "DIFFWISE_FSYNC": "1" if fsync else "0",
         "PYTHONPATH": str(ROOT),
     }
-    for name in ("APP_ID", "PRIVATE_KEY", "PRIVATE_KEY_PATH", "REDIS_URL"):
+    for name in ("APP_ID", "PRIVATE_KEY", "PRIVATE_KEY_PATH", "REDIS_URL", "GITHUB_API_URL", "GHE_HOST"):
         env.pop(name, None)
+    if app_key is not None:  # an installed App: no setup page; GitHub on a dead loopback port, never the network
+        env.update(APP_ID="1", PRIVATE_KEY=app_key, GITHUB_API_URL=f"http://127.0.0.1:{free_port()}")
     argv = [sys.executable, "-m", "app", "serve", "--port", str(port)] + ([] if worker else ["--no-worker"])
     proc = subprocess.Popen(argv, env=env, cwd=state_dir.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_healthy(port, proc)
@@ -362,6 +366,13 @@ def main() -> int:
         time.sleep(2)
         idle_rss = rss_kib(proc.pid)
         stop(proc)
+        from tests.fakes.github import generate_app_keys
+
+        port = free_port()
+        proc = start_diffwise(port, work / "idle-app", worker=True, app_key=generate_app_keys().private_pem)
+        time.sleep(2)
+        idle_app_rss = rss_kib(proc.pid)
+        stop(proc)
         probot_rss = None
         if probot_home is not None:
             port = free_port()
@@ -397,6 +408,7 @@ def main() -> int:
         rounds = ", ".join(f"{r.rps:,.0f}/s p99 {r.p99_ms:.1f} ms" for r in rs)
         print(f"- rounds, {name}: {rounds} (median {statistics.median(r.rps for r in rs):,.0f}/s)")
     print(f"- RSS of `diffwise serve` (receiver + embedded worker) idle: {idle_rss / 1024:.1f} MiB")
+    print(f"- the same with App credentials (no setup page; recovery armed): {idle_app_rss / 1024:.1f} MiB")
     if probot_rss is not None:
         print(f"- RSS of the Probot server idle: {probot_rss / 1024:.1f} MiB")
     for note in notes:
