@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import bisect
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 
-from tree_sitter import Node
+from tree_sitter import Node, Query, QueryCursor
+
+from analyzers.languages import get_language
 
 
 @dataclass(frozen=True)
@@ -148,36 +151,99 @@ class FunctionInfo:
 LineFilter = Callable[[int, int], bool]
 
 
-def functions(root: Node, lang: str, source: bytes, within: LineFilter | None = None) -> list[FunctionInfo]:
+def functions(
+    root: Node, lang: str, source: bytes, within: LineFilter | None = None, *, body: list[Node] | None = None
+) -> list[FunctionInfo]:
     """Every named function of the tree, ordered by position.
 
-    `within(start, end)` prunes the walk to subtrees whose lines it accepts (the changed lines), so a
-    review measures the functions it touched, not the whole file.
+    `within(start, end)` keeps only functions whose lines it accepts (the changed lines), so a review
+    measures the functions it touched, not the whole file. The functions are found by a tree-sitter query
+    (the walk runs in C), not by visiting every node in Python. `body`, when given, is what that query
+    returns: every node of the `body_kinds(lang)` types under `root`, in document order.
     """
     spec = SPECS.get(lang)
     if spec is None:
         return []
-    lines = source.decode("utf-8", "replace").split("\n")
+    lines: list[str] | None = None
     out: list[FunctionInfo] = []
-    stack: list[tuple[Node, tuple[str, ...], bool]] = [(root, (), False)]
-    while stack:
-        node, scope, in_class = stack.pop()
-        if within is not None and not within(node.start_point.row + 1, node.end_point.row + 1):
+    if body is None:
+        body = nodes_of_types(root, lang, _body_kinds(spec))  # one pass in C serves every function's metrics
+    starts = [n.start_byte for n in body]
+    boundary_kinds = spec.functions | spec.anonymous
+    for node in body:
+        if node.type not in boundary_kinds:
             continue
-        children = list(reversed(node.named_children))
-        if is_boundary(node, spec):
-            name = function_name(node, lang) or "<anonymous>"
-            prefix = scope + _receiver(node, lang)
-            out.append(_measure(node, lang, spec, name, ".".join((*prefix, name)), in_class, lines))
-            stack.extend((c, (*prefix, name), False) for c in children)
-        elif node.type in spec.classes:
-            name = _field_text(node, "name") or "<class>"
-            stack.extend((c, (*scope, name), True) for c in children)
-        else:
-            keep_class = in_class and node.type in ("block", "class_body", "decorated_definition")
-            stack.extend((c, scope, keep_class) for c in children)
+        if within is not None and not within(node.start_point.row + 1, node.end_point.row + 1):
+            continue  # an ancestor's range holds the node's, so the ancestors pass whenever the node does
+        if not is_boundary(node, spec):
+            continue
+        if lines is None:
+            lines = source.decode("utf-8", "replace").split("\n")
+        scope, in_class = _context(node, lang, spec)
+        name = function_name(node, lang) or "<anonymous>"
+        prefix = scope + _receiver(node, lang)
+        inside = body[bisect.bisect_left(starts, node.start_byte) : bisect.bisect_left(starts, node.end_byte)]
+        out.append(_measure(node, lang, spec, name, ".".join((*prefix, name)), in_class, lines, inside))
     out.sort(key=lambda f: (f.start_line, -f.end_line))
     return out
+
+
+_CLASS_BODY = frozenset({"block", "class_body", "decorated_definition"})
+
+
+def _context(node: Node, lang: str, spec: LangSpec) -> tuple[tuple[str, ...], bool]:
+    """(enclosing names, outermost first; whether the node is a class member) from its ancestors."""
+    names: list[str] = []
+    in_class: bool | None = None
+    parent = node.parent
+    while parent is not None:
+        if is_boundary(parent, spec):
+            if in_class is None:
+                in_class = False
+            names.append(function_name(parent, lang) or "<anonymous>")
+            names.extend(reversed(_receiver(parent, lang)))
+        elif parent.type in spec.classes:
+            if in_class is None:
+                in_class = True
+            names.append(_field_text(parent, "name") or "<class>")
+        elif in_class is None and parent.type not in _CLASS_BODY:
+            in_class = False
+        parent = parent.parent
+    return tuple(reversed(names)), bool(in_class)
+
+
+_queries: dict[tuple[str, frozenset[str]], Query | None] = {}
+
+
+def _kinds_query(lang: str, types: frozenset[str]) -> Query | None:
+    """One compiled query capturing every named node of these types (cached per language and type set)."""
+    key = (lang, types)
+    if key in _queries:
+        return _queries[key]
+    language = get_language(lang)
+    query: Query | None = None
+    if language is not None:
+        known = sorted(t for t in types if language.id_for_node_kind(t, True))
+        if known:
+            try:
+                query = Query(language, "[" + " ".join(f"({t})" for t in known) + "] @n")
+            except Exception:  # a kind the grammar lists but a query cannot name: fall back to walking
+                query = None
+    _queries[key] = query
+    return query
+
+
+def nodes_of_types(root: Node, lang: str, types: Collection[str]) -> list[Node]:
+    """Named nodes of these types under `root` (itself included), in document order, found in C."""
+    wanted = frozenset(types)
+    if not wanted:
+        return []
+    query = _kinds_query(lang, wanted)
+    if query is None:
+        return [n for n in iter_nodes(root) if n.type in wanted]
+    found = QueryCursor(query).captures(root).get("n", [])
+    found.sort(key=lambda n: (n.start_byte, -n.end_byte))
+    return found
 
 
 def is_boundary(node: Node, spec: LangSpec) -> bool:
@@ -232,11 +298,18 @@ def _text(node: Node) -> str:
 
 
 def _measure(
-    node: Node, lang: str, spec: LangSpec, name: str, qualname: str, in_class: bool, lines: list[str]
+    node: Node,
+    lang: str,
+    spec: LangSpec,
+    name: str,
+    qualname: str,
+    in_class: bool,
+    lines: list[str],
+    inside: list[Node],
 ) -> FunctionInfo:
     name_node = node.child_by_field_name("name")
     header_row = (name_node or node).start_point.row
-    complexity, depth, depth_row, nested = _walk_body(node, spec)
+    complexity, depth, depth_row, nested = _walk_body(node, spec, inside)
     start_row, end_row = node.start_point.row, node.end_point.row
     own = set(range(start_row + 1, end_row + 2))
     for inner in nested:
@@ -258,16 +331,41 @@ def _measure(
     )
 
 
-def _walk_body(func: Node, spec: LangSpec) -> tuple[int, int, int, list[Node]]:
-    """Complexity, deepest nesting and its row, and the nested named functions (measured on their own)."""
+def body_kinds(lang: str) -> frozenset[str]:
+    """The node types `functions` reads: function boundaries and what counts for complexity and nesting."""
+    spec = SPECS.get(lang)
+    return _body_kinds(spec) if spec is not None else frozenset()
+
+
+def _body_kinds(spec: LangSpec) -> frozenset[str]:
+    return (
+        spec.decisions
+        | spec.logical
+        | spec.nesting
+        | spec.functions
+        | spec.anonymous
+        | frozenset(t for t, _ in spec.decisions_in)
+    )
+
+
+def _walk_body(func: Node, spec: LangSpec, inside: list[Node]) -> tuple[int, int, int, list[Node]]:
+    """Complexity, deepest nesting and its row, and the nested named functions (measured on their own).
+
+    `inside`: the nodes of the body kinds that start within the function, in document order.
+    """
     complexity = 1
     deepest, deepest_row = 0, func.start_point.row
     nested: list[Node] = []
-    stack: list[tuple[Node, int]] = [(c, 0) for c in func.named_children]
-    while stack:
-        node, depth = stack.pop()
+    skip = (-1, -1)  # byte range of the nested function being skipped
+    open_levels: list[tuple[int, int]] = []  # byte ranges of the enclosing nesting structures
+    func_end = func.end_byte
+    for node in inside:
+        start, end = node.start_byte, node.end_byte
+        if end > func_end or node.id == func.id or (skip[0] <= start and end <= skip[1]):
+            continue
         if is_boundary(node, spec):
             nested.append(node)
+            skip = (start, end)
             continue
         if node.type in spec.decisions and not _is_default(node, spec):
             complexity += 1
@@ -276,10 +374,12 @@ def _walk_body(func: Node, spec: LangSpec) -> tuple[int, int, int, list[Node]]:
         elif node.type in spec.logical and _operator(node) in _SHORT_CIRCUIT:
             complexity += 1
         if node.type in spec.nesting and not _is_else_if(node):
-            depth += 1
-            if depth > deepest:
+            while open_levels and not (open_levels[-1][0] <= start and end <= open_levels[-1][1]):
+                open_levels.pop()
+            open_levels.append((start, end))
+            depth = len(open_levels)
+            if depth >= deepest:  # ties: the last in document order, as the right-to-left walk found it
                 deepest, deepest_row = depth, node.start_point.row
-        stack.extend((c, depth) for c in node.named_children)
     return complexity, deepest, deepest_row, nested
 
 

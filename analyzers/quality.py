@@ -15,7 +15,7 @@ from tree_sitter import Node, Tree
 from analyzers.base import AnalyzerContext, Confidence, FilterMode, Finding, Fix, Severity
 from analyzers.diff import ChangeSet
 from analyzers.languages import detect_language, new_parser
-from analyzers.metrics import FunctionInfo, functions, iter_nodes, supported
+from analyzers.metrics import FunctionInfo, body_kinds, functions, iter_nodes, nodes_of_types, supported
 from analyzers.testmap import TestIndex, is_test_path
 
 NAME = "quality"
@@ -29,6 +29,7 @@ DEFAULTS: Mapping[str, int] = {
 MAX_SOURCE_BYTES = 1_000_000
 JS_LANGS = frozenset({"javascript", "typescript", "tsx"})
 COMMENT_TYPES = frozenset({"comment", "line_comment", "block_comment"})
+_WANTED_TYPES: dict[str, set[str]] = {}  # language -> node types the rules have asked for (one query per file)
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,11 @@ class Source:
     def functions(self) -> list[FunctionInfo]:
         if not supported(self.lang):
             return []
-        return functions(self.tree.root_node, self.lang, self.data, self.within)
+        kinds = body_kinds(self.lang)
+        self._capture(kinds)
+        body = [n for t in kinds for n in self._captured.get(t, ())]
+        body.sort(key=lambda n: (n.start_byte, -n.end_byte))
+        return functions(self.tree.root_node, self.lang, self.data, self.within, body=body)
 
     def line(self, n: int) -> str:
         lines = self.lines
@@ -78,19 +83,60 @@ class Source:
     @property
     def within(self) -> Callable[[int, int], bool] | None:
         """The pruning predicate for tree walks: None (walk everything) in whole-file mode."""
-        return None if self.scope is None else self.in_scope
+        return self._within
+
+    @cached_property
+    def _within(self) -> Callable[[int, int], bool] | None:
+        if self.scope is None:
+            return None
+        scope = self.scope
+        count = self.text.count("\n") + (0 if self.text.endswith("\n") else 1)
+        if count and len(scope) == count and min(scope) == 1 and max(scope) == count:
+            # a new file: every line is in scope, so a range is in scope unless it starts past the end
+            return lambda start, end: start <= count
+        return self.in_scope
+
+    @cached_property
+    def _captured(self) -> dict[str, list[Node]]:
+        """Named nodes of the whole tree by type, filled by `_capture`."""
+        return {}
+
+    def _capture(self, types: Iterable[str]) -> None:
+        """Fill `_captured` for these types with one query (the walk runs in C), together with every type
+        the rules asked for in earlier files of this language, so a file is walked once, not once per rule."""
+        index = self._captured
+        types = tuple(types)
+        if all(t in index for t in types):
+            return
+        wanted = _WANTED_TYPES.setdefault(self.lang, set())
+        wanted.update(types)
+        missing = [t for t in sorted(wanted) if t not in index]
+        for t in missing:
+            index[t] = []
+        for node in nodes_of_types(self.tree.root_node, self.lang, missing):
+            index.setdefault(node.type, []).append(node)
 
     @cached_property
     def _by_type(self) -> dict[str, list[Node]]:
-        """Named nodes of the subtrees that touch lines in scope, by type: one walk serves every rule."""
-        index: dict[str, list[Node]] = {}
-        for node in iter_nodes(self.tree.root_node, self.within):
-            index.setdefault(node.type, []).append(node)
-        return index
+        """In-scope named nodes by type (filled per type on first request)."""
+        return {}
 
     def nodes(self, *types: str) -> list[Node]:
         """In-scope nodes of these types, in document order."""
-        found = [n for t in types for n in self._by_type.get(t, ())]
+        index = self._by_type
+        missing = [t for t in types if t not in index]
+        if missing:
+            self._capture(missing)
+            within = self.within
+            for t in missing:
+                # an ancestor's range holds the node's, so the ancestors are in scope whenever the node is
+                found = self._captured.get(t, [])
+                index[t] = (
+                    found
+                    if within is None
+                    else [n for n in found if within(n.start_point.row + 1, n.end_point.row + 1)]
+                )
+        found = [n for t in types for n in index.get(t, ())]
         if len(types) > 1:
             found.sort(key=lambda n: n.start_byte)
         return found

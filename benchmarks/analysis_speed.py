@@ -1,18 +1,27 @@
-"""Wall time of the security + secrets analyzers on a synthetic 5,000-line, 50-file Python change vs Bandit.
+"""Wall time of the built-in analyzer suite (security + secrets + quality) on a 5,000-line, 50-file change vs Bandit.
 
-The change adds 50 generated modules of 100 lines each (handlers, helpers, classes, a few sinks and
-safe look-alikes). Ours runs in-process through the Analyzer interface on the ChangeSet ("added" mode);
-Bandit runs as its CLI on the same files, as a CI job would. Cold = first run in a fresh process
-(imports, grammar load and rule compilation included); warm = a second run.
+The change adds 50 generated Python modules of 100 lines each (handlers, helpers, classes, a few sinks and
+safe look-alikes). Two comparisons, each interleaved with Bandit on the same files (`bandit -r`, as a CI
+job runs it) and reported as medians of --repeat runs with the load average:
 
-    python benchmarks/analysis_speed.py [--files 50] [--lines 100]
+- warm: the suite in this process as the pipeline runs it (syntax map + security + secrets + quality on
+  the ChangeSet, "added" mode) after a first run has loaded grammars and compiled rule packs;
+- cold: `diffwise review REPO --base HEAD~1 --no-llm` in a fresh process on a git repo holding the change
+  (imports, git, grammar loading, rule compilation, rendering included), with a policy that leaves the
+  external analyzer (it runs ruff and bandit themselves) and test synthesis off, so both sides do the
+  same job: static security analysis of the same files.
+
+    python benchmarks/analysis_speed.py [--files 50] [--lines 100] [--repeat 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -113,18 +122,21 @@ def as_diff(sources: dict[str, str]) -> str:
     return "".join(parts)
 
 
-def run_ours(sources: dict[str, str]) -> tuple[float, float, int]:
-    """(seconds to build the ChangeSet, seconds in the two analyzers, findings)."""
+def run_suite(sources: dict[str, str]) -> tuple[float, float, int]:
+    """(seconds to build the ChangeSet, seconds in syntax map + security + secrets + quality, findings)."""
     from analyzers.base import AnalyzerContext
     from analyzers.diff import ChangeSet
+    from analyzers.quality import QualityAnalyzer
     from analyzers.secrets import SecretsAnalyzer
     from analyzers.security import SecurityAnalyzer
+    from analyzers.syntax import build_syntax_map
 
     start = time.perf_counter()
     changeset = ChangeSet.from_unified_diff(as_diff(sources))
     built = time.perf_counter()
-    ctx = AnalyzerContext(changeset=changeset, read_file=sources.get, mode="added")
-    findings = SecurityAnalyzer().analyze(ctx) + SecretsAnalyzer().analyze(ctx)
+    syntax = build_syntax_map(changeset, sources.get)
+    ctx = AnalyzerContext(changeset=changeset, read_file=sources.get, syntax=syntax, mode="added")
+    findings = [f for a in (SecurityAnalyzer(), SecretsAnalyzer(), QualityAnalyzer()) for f in a.analyze(ctx)]
     return built - start, time.perf_counter() - built, len(findings)
 
 
@@ -138,50 +150,114 @@ def run_bandit(directory: Path) -> tuple[float, int] | None:
     return elapsed, proc.stdout.count('"test_id"')
 
 
+SUITE_POLICY = "analyzers:\n  external:\n    enabled: false\ntests:\n  enabled: false\n"
+
+
+def make_repo(root: Path, sources: dict[str, str]) -> Path:
+    """A git repo whose HEAD commit adds the generated files (HEAD~1 is empty)."""
+    repo = root / "repo"
+    repo.mkdir()
+    env = {**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com"}
+    env |= {"GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com"}
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, env=env)
+
+    git("init", "-q")
+    git("commit", "-q", "--allow-empty", "-m", "base")
+    for path, text in sources.items():
+        target = repo / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    git("add", ".")
+    git("commit", "-q", "-m", "change")
+    return repo
+
+
+def run_cli(repo: Path, policy: Path) -> tuple[float, int]:
+    """Wall time of a fresh `diffwise review --no-llm` process and the findings it reported."""
+    out = repo.parent / "review.json"
+    cmd = [sys.executable, "-m", "app", "review", str(repo), "--base", "HEAD~1", "--no-llm"]
+    cmd += ["--format", "json", "--output", str(out), "--config", str(policy)]
+    env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT, env=env)
+    elapsed = time.perf_counter() - start
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"diffwise review failed: {proc.stderr.strip()[-500:]}")
+    return elapsed, len(json.loads(out.read_text(encoding="utf-8"))["findings"])
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--files", type=int, default=50)
     parser.add_argument("--lines", type=int, default=100)
-    parser.add_argument("--repeat", type=int, default=3, help="warm/Bandit runs; the best (minimum) is reported")
+    parser.add_argument("--repeat", type=int, default=5, help="runs of each side (medians reported; at least 3)")
     args = parser.parse_args(argv)
+    repeat = max(args.repeat, 3)
     sources = make_change(args.files, args.lines)
     total_lines = sum(t.count("\n") for t in sources.values())
-    import_start = time.perf_counter()
-    import analyzers.secrets
-    import analyzers.security  # noqa: F401
-
-    imports = time.perf_counter() - import_start
-    diff_cold, cold, found = run_ours(sources)
-    warm_runs = [run_ours(sources) for _ in range(max(args.repeat, 1))]
-    diff_warm = min(r[0] for r in warm_runs)
-    warm = min(r[1] for r in warm_runs)
-    first_warm = warm_runs[0][1]
+    print(f"change: {len(sources)} files, {total_lines} added lines; {os.cpu_count()} CPUs; load average {_load()}")
+    print(
+        "suite = syntax map + security + secrets + quality; the external analyzer (it runs ruff and bandit "
+        "themselves) and test synthesis are excluded from the comparison"
+    )
+    first_diff, first, found = run_suite(sources)  # loads grammars, compiles the rule pack
     with tempfile.TemporaryDirectory() as tmp:
-        for path, text in sources.items():
-            target = Path(tmp) / path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text)
-        bandit_runs = [run_bandit(Path(tmp)) for _ in range(max(args.repeat, 1))]
-    bandit = None if bandit_runs[0] is None else (min(r[0] for r in bandit_runs if r), bandit_runs[0][1])
-    first_bandit = bandit_runs[0][0] if bandit_runs[0] else None
-    cold_total = imports + diff_cold + cold
-    print(f"change: {len(sources)} files, {total_lines} added lines")
+        repo = make_repo(Path(tmp), sources)
+        policy = Path(tmp) / "suite.yml"
+        policy.write_text(SUITE_POLICY, encoding="utf-8")
+        if shutil.which("bandit") is None:
+            print("bandit: not installed")
+            bandit_runs: list[tuple[float, int]] = []
+        else:
+            run_bandit(repo / "pkg")  # one untimed run each: page cache, .pyc files
+            bandit_runs = []
+        run_cli(repo, policy)
+        warm: list[tuple[float, float, int]] = []
+        cold: list[tuple[float, int]] = []
+        for _ in range(repeat):  # interleaved, so a change in machine load hits both sides alike
+            warm.append(run_suite(sources))
+            cold.append(run_cli(repo, policy))
+            if shutil.which("bandit") is not None:
+                result = run_bandit(repo / "pkg")
+                if result is not None:
+                    bandit_runs.append(result)
+    warm_suite = statistics.median(r[1] for r in warm)
+    warm_diff = statistics.median(r[0] for r in warm)
+    cold_cli = statistics.median(r[0] for r in cold)
     print(
-        f"diffwise cold (fresh process: imports {imports:.3f}s + ChangeSet {diff_cold:.3f}s + analyzers "
-        f"{cold:.3f}s, grammar load and rule compilation included): {cold_total:.3f}s, {found} findings"
+        f"diffwise suite, first run in this process (grammar load + rule compilation): {first:.3f}s "
+        f"(+ ChangeSet {first_diff:.3f}s), {found} findings"
     )
     print(
-        f"diffwise warm (long-lived worker), best of {len(warm_runs)}: analyzers {warm:.3f}s "
-        f"(+ ChangeSet {diff_warm:.3f}s, shared); first warm run {first_warm:.3f}s"
+        f"diffwise suite warm (long-lived worker), median of {repeat}: {warm_suite:.3f}s "
+        f"(+ ChangeSet {warm_diff:.3f}s, built by the source); runs " + ", ".join(f"{r[1]:.3f}" for r in warm)
     )
-    if bandit is None or first_bandit is None:
-        print("bandit: not installed")
+    print(
+        f"diffwise review --no-llm cold (fresh process, external + tests off), median of {repeat}: "
+        f"{cold_cli:.3f}s, {cold[0][1]} findings; runs " + ", ".join(f"{r[0]:.3f}" for r in cold)
+    )
+    if not bandit_runs:
         return 0
-    print(f"bandit CLI (same files), best of {len(bandit_runs)}: {bandit[0]:.3f}s; first run {first_bandit:.3f}s")
+    bandit = statistics.median(r[0] for r in bandit_runs)
     print(
-        f"speed-up vs bandit (best of each): cold {bandit[0] / cold_total:.1f}x, warm analyzers "
-        f"{bandit[0] / warm:.1f}x, warm incl. ChangeSet {bandit[0] / (warm + diff_warm):.1f}x; "
-        f"single-run ratio (first warm vs first bandit) {first_bandit / first_warm:.1f}x"
+        f"bandit -r (same files), median of {len(bandit_runs)}: {bandit:.3f}s, {bandit_runs[0][1]} results; "
+        "runs " + ", ".join(f"{r[0]:.3f}" for r in bandit_runs)
+    )
+    pairs_warm = [b[0] / w[1] for b, w in zip(bandit_runs, warm, strict=False)]
+    pairs_cold = [b[0] / c[0] for b, c in zip(bandit_runs, cold, strict=False)]
+    print(
+        f"speed-up vs bandit (median of per-run ratios): warm suite {statistics.median(pairs_warm):.1f}x "
+        f"(incl. ChangeSet {bandit / (warm_suite + warm_diff):.1f}x), cold CLI {statistics.median(pairs_cold):.1f}x; "
+        f"target 5x; load average now {_load()}"
     )
     return 0
 
