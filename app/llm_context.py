@@ -18,8 +18,10 @@ from analyzers.diff import ChangedFile, ChangeSet, FileStatus, Line, LineKind
 log = logging.getLogger(__name__)
 
 MAX_LINE_CHARS = 300
-MAX_FUNCTION_LINES = 12  # longer enclosing functions contribute their signature and block headers
-SYNTAX_DIFF_CONTEXT = 2  # git's context lines kept around a change when the enclosing function is shown
+MAX_FUNCTION_LINES = 10  # longer enclosing functions contribute their signature and block headers
+# git's context lines kept (before, after) a change when the enclosing function is shown; what follows a
+# change matters less than what leads to it (PR-Agent's own padding is 5 before, 1 after)
+SYNTAX_DIFF_CONTEXT = (2, 1)
 MAX_PR_BODY_CHARS = 6_000
 REDACTED = "[REDACTED]"
 
@@ -151,12 +153,13 @@ def enclosing_spans(syntax: Any, path: str, lines: Iterable[int]) -> list[Span]:
     return sorted(spans.values(), key=lambda s: (s.start, s.end))
 
 
-def _near_changes(lines: Sequence[Line], keep: int | None) -> set[int]:
-    """Indexes of the hunk lines to show: all, or changes plus `keep` context lines either side."""
+def _near_changes(lines: Sequence[Line], keep: tuple[int, int] | None) -> set[int]:
+    """Indexes of the hunk lines to show: all, or changes plus (before, after) context lines."""
     if keep is None:
         return set(range(len(lines)))
+    before, after = keep
     changed = [i for i, ln in enumerate(lines) if ln.kind is not LineKind.CONTEXT]
-    return {i for c in changed for i in range(max(0, c - keep), min(len(lines), c + keep + 1))}
+    return {i for c in changed for i in range(max(0, c - before), min(len(lines), c + after + 1))}
 
 
 def _context_lines(span: Span, lines: Sequence[str], changed: Sequence[int]) -> list[int]:
@@ -236,26 +239,24 @@ def render_file(
         for n in _context_lines(span, head_lines, [a for a in anchor if span.start <= a <= span.end]):
             if n not in rows and 1 <= n <= len(head_lines):
                 rows[n] = (" ", head_lines[n - 1])
-    out: list[str] = [f"## {changed.path} ({_status(changed)})"]
-    previous: int | None = None
+    status = _status(changed)
+    out: list[str] = [f"## {changed.path}" + (f" ({status})" if status != FileStatus.MODIFIED.value else "")]
     current_hunk: int | None = None
     spans_of = [(h.new_start, h.new_end) for h in changed.hunks]
     for n in sorted(set(rows) | set(removed_after)):
-        if previous is not None and n != previous + 1:
-            out.append("  ...")
         owner = hunk_of.get(n)
         if owner is None:  # a context row outside every hunk belongs with the nearest one
             owner = min(range(len(spans_of)), key=lambda i: (max(spans_of[i][0] - n, n - spans_of[i][1], 0), i))
-        if owner != current_hunk:
+        if owner != current_hunk:  # `@@` separates hunks (with git's header when no signature row shows it)
+            header = "" if spans else changed.hunks[owner].header.strip()
+            if header or current_hunk is not None:
+                out.append(f"@@ {_clip(header)}" if header else "@@")
             current_hunk = owner
-            header = "" if spans else changed.hunks[current_hunk].header.strip()  # the signature row says it
-            out.append(f"@@ hunk {current_hunk + 1}{' ' + _clip(header) if header else ''} @@")
-        out.extend(f"{'':>5} - {_clip(t)}" for t in removed_before.get(n, ()))
+        out.extend(f"-{_clip(t)}" for t in removed_before.get(n, ()))
         if n in rows:
             mark, text = rows[n]
-            out.append(f"{n:>5} {mark} {_clip(text)}".rstrip())
-        out.extend(f"{'':>5} - {_clip(t)}" for t in removed_after.get(n, ()))
-        previous = n
+            out.append(f"{n} {mark}{_clip(text)}".rstrip())
+        out.extend(f"-{_clip(t)}" for t in removed_after.get(n, ()))
     symbols = tuple(s.qualname for s in spans if s.qualname)
     return "\n".join(out) + "\n", symbols
 
@@ -334,13 +335,18 @@ def build_file_contexts(
 def render_prior(findings: Sequence[Finding], paths: Iterable[str], limit: int = 40) -> str:
     """The analyzers' findings for these paths, one line each, for "already reported, don't repeat"."""
     wanted = set(paths)
-    rows = []
-    for f in sorted((f for f in findings if f.path in wanted), key=lambda f: (f.path, f.start_line)):
+    rows: list[str] = []
+    last_path: str | None = None
+    chosen = sorted((f for f in findings if f.path in wanted), key=lambda f: (f.path, f.start_line))
+    for f in chosen[:limit]:
+        if f.path != last_path:  # the path once, then one line per finding
+            rows.append(f"## {f.path}")
+            last_path = f.path
         span = f"{f.start_line}-{f.end_line}" if f.end_line != f.start_line else str(f.end_line)
         text = (f.title or f.message).replace("\n", " ")
-        rows.append(f"- {f.path}:{span} [{f.rule}] {_clip(text)[:200]}")
-    if len(rows) > limit:
-        rows = [*rows[:limit], f"- … and {len(rows) - limit} more"]
+        rows.append(f"{span} {f.rule}: {_clip(text)[:200]}")
+    if len(chosen) > limit:
+        rows.append(f"… and {len(chosen) - limit} more")
     return "\n".join(rows)
 
 

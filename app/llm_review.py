@@ -411,7 +411,7 @@ class LLMReviewer:
         """(boundary, system text, preamble text)."""
         redact = redactor(self._known_secrets)
         title = redact(request.pr_title.strip()) or "(no title)"
-        body = redact(request.pr_body.strip()[:MAX_PR_BODY_CHARS]) or "(no description)"
+        body = redact(request.pr_body.strip()[:MAX_PR_BODY_CHARS])
         prior = render_prior(request.prior_findings, [c.path for c in contexts])
         scope = f"{request.repo}#{request.pr_number}"
         untrusted = [title, body, prior, *(c.text for c in contexts)]
@@ -420,7 +420,7 @@ class LLMReviewer:
         preamble = prompts.load("review.user").render(
             boundary=boundary,
             pr_title=fence(title, boundary, "pr-title"),
-            pr_body=fence(body, boundary, "pr-description"),
+            pr_body=fence(body, boundary, "pr-description") if body else "(no description)",
             instructions=request.instructions.strip() or "(none)",
         )
         return boundary, system, preamble
@@ -432,7 +432,7 @@ class LLMReviewer:
         return prompts.load("review.files").render(
             file_count=str(len(group)),
             total_files=str(total),
-            files=fence("\n".join(c.text for c in group), boundary, "diff"),
+            files=fence("".join(c.text for c in group), boundary, "diff"),  # each block ends with a newline
             path_instructions=path_instruction_text(request.path_instructions, paths),
             already_reported=fence(prior, boundary, "analyzer-findings") if prior else "(none)",
         )

@@ -64,7 +64,7 @@ def test_explain_streams_an_answer_and_audits(fake: FakeAnthropic, tmp_path: Pat
     user = sent.body["messages"][0]["content"]
     token = re.search(r"Fence token for this request: (\w+)", user).group(1)  # type: ignore[union-attr]
     assert f"<<<DATA {token} finding\nllm/edge-case (medium) at tools/runner.py:7-7" in user
-    assert "    7 +     while attempt <= retries:" in user
+    assert "\n7 +    while attempt <= retries:\n" in user
     assert KEY not in sent.text
     (row,) = r.audit.query()  # type: ignore[union-attr]
     assert (row.kind, row.repo, row.pr_number, row.outcome) == ("explain", "o/r", 3, "ok")

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from analyzers.base import Confidence, Finding, Severity
 from analyzers.diff import ChangeSet
 from app.llm_context import (
     REDACTED,
@@ -18,6 +19,7 @@ from app.llm_context import (
     fence,
     redactor,
     render_file,
+    render_prior,
     risk_score,
 )
 from tests.app.test_llm_review import DIFF, HEAD, Sym, Syntax, read_head
@@ -27,15 +29,14 @@ def test_every_shown_line_has_its_new_number() -> None:
     changed = ChangeSet.from_unified_diff(DIFF).files[0]
     text, symbols = render_file(changed, with_context=False)
     lines = text.splitlines()
-    assert lines[0] == "## tools/runner.py (modified)"
-    body = [ln for ln in lines[1:] if not ln.startswith(("@@", "  ..."))]
+    assert lines[0] == "## tools/runner.py"  # "modified" is the default and goes unsaid
+    body = [ln for ln in lines[1:] if not ln.startswith("@@")]
     for ln in body:
-        number = ln[:5].strip()
-        if ln[6:7] == "-":
-            assert number == ""
-        else:
-            assert number.isdigit()
-            assert HEAD.splitlines()[int(number) - 1].rstrip() == ln[8:].rstrip()
+        if ln.startswith("-"):  # a removed line has no new-file number
+            continue
+        number, _, rest = ln.partition(" ")
+        assert number.isdigit()
+        assert HEAD.splitlines()[int(number) - 1].rstrip() == rest[1:].rstrip()
     assert symbols == ()
 
 
@@ -51,8 +52,8 @@ def test_enclosing_function_is_shown_whole() -> None:
     assert "def total" not in plain.split("\n", 2)[2]
     text, symbols = render_file(changed, syntax=Syntax(), read_head=read_head)
     assert symbols == ("total",)
-    assert "   15   def total(items):" in text
-    assert "   16 +     return sum(i.price for i in items)" in text
+    assert "\n15  def total(items):\n" in text
+    assert "\n16 +    return sum(i.price for i in items)\n" in text
 
 
 def test_renamed_file_and_pure_deletion() -> None:
@@ -70,7 +71,7 @@ rename to new.py
     changed = ChangeSet.from_unified_diff(diff).files[0]
     text, _ = render_file(changed)
     assert text.startswith("## new.py (renamed from old.py)")
-    assert "    1   a = 1\n      - b = 2\n    2   c = 3" in text
+    assert "\n1  a = 1\n-b = 2\n2  c = 3" in text
 
 
 def test_contexts_skip_files_without_hunks_and_redact() -> None:
@@ -156,8 +157,27 @@ def test_long_function_shows_signature_and_block_headers() -> None:
     changed = ChangeSet.from_unified_diff(diff).files[0]
     text, symbols = render_file(changed, syntax=_LongSyntax(), read_head=lambda p: head)
     assert symbols == ("Worker.process",)
-    rows = [ln for ln in text.splitlines() if ln[:5].strip().isdigit()]
-    assert [int(r[:5]) for r in rows] == [2, 14, 15, 16, 17]
-    assert "    2       def process(self, items):" in text
-    assert "   14           for item in items:" in text
-    assert "   16 +                 total += item.value" in text
+    rows = [ln for ln in text.splitlines() if ln.split(" ", 1)[0].isdigit()]
+    assert [int(r.split(" ", 1)[0]) for r in rows] == [2, 14, 15, 16, 17]  # git's 1 line after the change
+    assert "\n2      def process(self, items):\n" in text
+    assert "\n14          for item in items:\n" in text
+    assert "\n16 +                total += item.value\n" in text
+
+
+def test_prior_findings_name_each_path_once() -> None:
+    def prior(path: str, line: int, rule: str) -> Finding:
+        return Finding(
+            rule=rule,
+            analyzer="quality",
+            severity=Severity.LOW,
+            confidence=Confidence.HIGH,
+            message="m",
+            path=path,
+            start_line=line,
+            end_line=line + (rule == "b"),
+            title=f"title {rule}",
+        )
+
+    found = [prior("a.py", 9, "b"), prior("a.py", 3, "a"), prior("c.py", 1, "c"), prior("z.py", 1, "z")]
+    assert render_prior(found, ["a.py", "c.py"]) == "## a.py\n3 a: title a\n9-10 b: title b\n## c.py\n1 c: title c"
+    assert render_prior(found, ["a.py", "c.py"], limit=1) == "## a.py\n3 a: title a\n… and 2 more"

@@ -177,10 +177,10 @@ def test_request_shape_forced_tool_cache_and_fences(fake: FakeAnthropic) -> None
     preamble, files = (block["text"] for block in body["messages"][0]["content"])
     boundary = re.search(r"Fence token for this request: (\w+)", preamble).group(1)  # type: ignore[union-attr]
     assert f"<<<DATA {boundary} pr-title\nRetry commands once more\nDATA {boundary}>>>" in preamble
-    assert "    7 +     while attempt <= retries:" in files
-    assert "      -     while attempt < retries:" in files
-    assert "   12 +     return None" in files
-    assert "    4   def run(cmd, retries=3):" in files
+    assert "\n7 +    while attempt <= retries:\n" in files
+    assert "\n-    while attempt < retries:\n" in files
+    assert "\n12 +    return None\n" in files
+    assert "\n4  def run(cmd, retries=3):\n" in files
     assert '- Commands come from users. (applies to: "tools/runner.py")' in files
 
 
@@ -311,7 +311,7 @@ def test_duplicates_of_analyzer_findings_are_merged(fake: FakeAnthropic) -> None
     assert [f.line for f in result.findings] == [7]
     assert result.merged == [(prior.id, "Shell injection")]
     files = fake.messages_requests()[0].body["messages"][0]["content"][1]["text"]
-    assert "tools/runner.py:8 [security/subprocess-shell] Command injection via shell=True" in files
+    assert "## tools/runner.py\n8 security/subprocess-shell: Command injection via shell=True" in files
 
 
 # ---- injection -------------------------------------------------------------------------------------
@@ -400,7 +400,7 @@ def test_300_file_pr_is_chunked_within_the_per_call_budget(fake: FakeAnthropic) 
     seen: list[str] = []
     for recorded in sent:
         files = recorded.body["messages"][0]["content"][1]["text"]
-        seen += re.findall(r"^## (\S+) \(", files, re.MULTILINE)
+        seen += re.findall(r"^## (\S+)$", files, re.MULTILINE)
     assert sorted(seen) == sorted(f.path for f in cs.files)
     assert len(seen) == len(set(seen))
     counts = [
@@ -417,7 +417,7 @@ def test_over_the_pr_budget_risky_files_go_first_and_the_rest_is_listed(fake: Fa
     sent_paths = {
         p
         for s in fake.messages_requests()
-        for p in re.findall(r"^## (\S+) \(", s.body["messages"][0]["content"][1]["text"], re.MULTILINE)
+        for p in re.findall(r"^## (\S+)$", s.body["messages"][0]["content"][1]["text"], re.MULTILINE)
     }
     assert {f"pkg/auth/login{i:03d}.py" for i in range(0, 40, 10)} <= sent_paths
     assert result.not_sent
@@ -530,3 +530,11 @@ def test_cost_budget_reached_mid_review_stops_further_calls(fake: FakeAnthropic)
     assert result.usage.cost_usd > 0.06
     assert result.not_sent
     assert any(n.startswith("LLM cost budget ($0.06) reached") for n in result.notes)
+
+
+def test_an_empty_description_costs_no_fence(fake: FakeAnthropic) -> None:
+    run(reviewer(fake), request(pr_body="  "))
+    preamble = fake.messages_requests()[0].body["messages"][0]["content"][0]["text"]
+    assert "pr-description" not in preamble
+    assert "(no description)" in preamble
+    assert "pr-title" in preamble

@@ -73,9 +73,9 @@ def test_golden_review_request() -> None:
 
 def test_golden_has_line_numbers_and_fences() -> None:
     text = GOLDEN.read_text(encoding="utf-8")
-    assert "    7 +     while attempt <= retries:" in text
-    assert "   10               return result" in text
-    assert "      -         result = subprocess.run(cmd)" in text
+    assert "\n7 +    while attempt <= retries:\n" in text
+    assert "\n10              return result\n" in text
+    assert "\n-        result = subprocess.run(cmd)\n" in text
     token = text.split("Fence token for this request: ", 1)[1].split("\n", 1)[0]
     assert len(token) == 20
     for kind in ("pr-title", "pr-description", "diff"):
