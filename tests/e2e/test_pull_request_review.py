@@ -334,3 +334,28 @@ def _policy(**review: Any) -> SimpleNamespace:
 )
 def test_skip_reason(pr: PullRequest, policy: Any, action: str | None, expected: str | None) -> None:
     assert skip_reason(pr, policy, action) == expected
+
+
+def test_a_push_is_reviewed_incrementally_and_a_rewritten_history_in_full(harness: Harness) -> None:
+    repo, pull = seed(harness)
+    first_head = pull.head_sha
+    first, _ = harness.send("pull_request", webhook_payload("pull_request.opened.2", repo, pull))
+    harness.wait(first)
+    assert "changes since" not in summary(repo)
+
+    harness.fake.push(repo, pull.number, {"app/more.py": "import os\nos.system(input())\n"})
+    second_head = pull.head_sha
+    sync, _ = harness.send("pull_request", webhook_payload("pull_request.synchronize", repo, pull))
+    harness.wait(sync)
+    assert harness.fake.count("GET", rf"/compare/{first_head}\.\.\.{second_head}$") == 1
+    assert f"(changes since `{first_head[:7]}`)" in summary(repo)
+
+    # A force push: the previously reviewed head is gone from the repository, so compare answers 404.
+    repo.trees.pop(second_head)
+    harness.fake.push(repo, pull.number, {"app/other.py": "x = 1\n"})
+    forced, _ = harness.send("pull_request", webhook_payload("pull_request.synchronize", repo, pull))
+    harness.wait(forced)
+    assert pull.head_sha[:7] in summary(repo)
+    assert "changes since" not in summary(repo)  # reviewed in full
+    [check] = [c for c in repo.check_runs if c["head_sha"] == pull.head_sha]
+    assert check["status"] == "completed"
