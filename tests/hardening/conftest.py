@@ -270,20 +270,6 @@ def in_process(
             queue.close()
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Long runs here stay out of a plain `pytest` until pyproject's addopts deselects `slow` itself.
-
-    They run when a marker expression is given (`pytest -m slow`, `-m "slow or not slow"`).
-    """
-    if config.option.markexpr:
-        return
-    here = Path(__file__).parent
-    skip = pytest.mark.skip(reason="slow: run with -m slow")
-    for item in items:
-        if item.get_closest_marker("slow") is not None and here in Path(str(item.path)).parents:
-            item.add_marker(skip)
-
-
 def bot_text(repo: FakeRepo, number: int) -> str:
     """Everything the bot said about PR `number`: review bodies, inline comments, and its PR conversation comments."""
     reviews = [r for r in repo.reviews if r.get("pull_number") == number]
