@@ -54,10 +54,14 @@ def run_one(name: str, timeout: float) -> tuple[str, float]:
     started = time.perf_counter()
     if not (ROOT / "benchmarks" / f"{name}.py").exists():
         return f"## {name}\n\n_skipped: benchmarks/{name}.py is not in this checkout._\n", 0.0
+    # Baseline tools (bandit, ruff, hypothesis's ghostwriter) live next to this interpreter: put them on PATH.
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     try:
         proc = subprocess.run(
             [sys.executable, "-m", f"benchmarks.{name}"],
             cwd=ROOT,
+            env=env,
             capture_output=True,
             text=True,
             timeout=timeout,
