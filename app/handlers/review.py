@@ -151,7 +151,9 @@ async def _review_and_publish(
 
     from app.pipeline import ReviewInput, run_review  # heavy: analyzers and tree-sitter
 
-    base_reader = LazyReader(source, pr.base.sha, asyncio.get_running_loop())
+    # Base versions only feed test synthesis (modified-vs-added, the equivalence oracle): a few files at most.
+    max_functions = int(getattr(getattr(policy, "tests", None), "max_functions", 5) or 5)
+    base_reader = LazyReader(source, pr.base.sha, asyncio.get_running_loop(), limit=2 * max_functions)
     review = await run_review(
         ReviewInput(
             changeset=changeset,
