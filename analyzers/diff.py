@@ -142,13 +142,6 @@ class ChangedFile:
         index = self._right_index if side == "RIGHT" else self._left_index
         return frozenset(index)
 
-    def hunk_containing(self, line: int) -> Hunk | None:
-        """The hunk whose new-file span (start..end) covers `line`, even if `line` is not itself listed."""
-        for h in self.hunks:
-            if h.new_start <= line <= h.new_end:
-                return h
-        return None
-
 
 @dataclass(frozen=True)
 class Skipped:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import logging
 import time
 from collections import defaultdict
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from analyzers.base import Analyzer, AnalyzerContext, Confidence, FileReader, FilterMode, Finding, Severity
-from analyzers.diff import ChangeSet, LineKind, Skipped
+from analyzers.diff import ChangeSet, Skipped
 from analyzers.filtering import in_scope as _filter_in_scope
 from analyzers.registry import load_analyzer
 
@@ -83,11 +82,8 @@ class Review:
 
 
 def default_policy() -> Any:
-    """The built-in policy; None (every lookup falls back to its default) until app.policy is installed."""
-    try:
-        from app.policy import Policy
-    except ImportError:
-        return None
+    from app.policy import Policy
+
     return Policy.default()
 
 
@@ -99,29 +95,10 @@ def _enabled(obj: Any, default: bool = True) -> bool:
     return bool(getattr(obj, "enabled", default)) if obj is not None else default
 
 
-def _glob_match(path: str, pattern: str) -> bool:
-    if fnmatch.fnmatchcase(path, pattern):
-        return True
-    # "**/" also matches zero directories, as in .gitignore-style globs
-    return "**/" in pattern and fnmatch.fnmatchcase(path, pattern.replace("**/", ""))
-
-
-def path_included(policy: Any, path: str) -> bool:
-    helper = getattr(policy, "path_included", None)
-    if callable(helper):
-        return bool(helper(path))
-    paths = _section(policy, "paths")
-    include = list(getattr(paths, "include", ["**"]) or ["**"])
-    exclude = list(getattr(paths, "exclude", []) or [])
-    return any(_glob_match(path, p) for p in include) and not any(_glob_match(path, p) for p in exclude)
-
-
 def skip_reason(policy: Any, path: str) -> str | None:
-    helper = getattr(policy, "skip_reason", None)
-    if callable(helper):
-        reason = helper(path)
-        return str(reason) if reason else None
-    return None if path_included(policy, path) else "excluded by policy paths"
+    """Why the policy keeps `path` out of the review (paths.include/exclude, generated files), or None."""
+    reason = policy.skip_reason(path)
+    return str(reason) if reason else None
 
 
 def select_files(inp: ReviewInput, policy: Any) -> tuple[ChangeSet, list[Skipped], list[str]]:
@@ -292,10 +269,6 @@ def dedupe_and_rank(findings: Sequence[Finding]) -> list[Finding]:
         counts[base] += 1
         unique.append(replace(f, occurrence=n) if n else f)
     return sorted(unique, key=lambda f: (-f.rank[0], -f.rank[1], f.path, f.start_line, f.rule))
-
-
-def _line_count(changeset: ChangeSet) -> int:
-    return sum(1 for f in changeset.files for h in f.hunks for ln in h.lines if ln.kind is not LineKind.CONTEXT)
 
 
 async def run_review(inp: ReviewInput) -> Review:
@@ -485,7 +458,3 @@ def _verifier(inp: ReviewInput, section: Any) -> Any:
     from analyzers.sandbox import make_verifier
 
     return make_verifier(inp.checkout)
-
-
-def changed_line_count(changeset: ChangeSet) -> int:
-    return _line_count(changeset)
