@@ -19,6 +19,7 @@ from app.comments import (
     check_output,
     finding_body,
     fixed_reply,
+    head_marker,
     marker_ids,
     suggestion_block,
     summary_body,
@@ -102,6 +103,7 @@ class Publisher:
         self.options = options
         self.calls = 0
         self.check_run_id: int | None = None
+        self._bot_comments: list[dict[str, Any]] | None = None
 
     async def _request(self, method: str, url: str, **kwargs: Any) -> Any:
         self.calls += 1
@@ -452,20 +454,35 @@ class Publisher:
         result.api_calls = self.calls
         return result
 
+    async def bot_issue_comments(self) -> list[dict[str, Any]]:
+        """The bot's PR conversation comments, listed once per run (summary, tests, policy all look here)."""
+        if self._bot_comments is None:
+            listing = await self._paginate(f"{self.target.base}/issues/{self.target.number}/comments")
+            self._bot_comments = [c for c in listing if (c.get("user") or {}).get("type") == "Bot"]
+        return self._bot_comments
+
+    async def summary_covers(self, head_sha: str) -> bool:
+        """GitHub is the truth when local state is behind: the bot's summary names the head it reviewed."""
+        marker = head_marker(head_sha)
+        return any(
+            SUMMARY_MARKER in (c.get("body") or "") and marker in (c.get("body") or "")
+            for c in await self.bot_issue_comments()
+        )
+
     async def upsert_issue_comment(self, marker: str, body: str) -> int:
         """Edit the bot's comment carrying `marker` in place, or create it once."""
-        existing_id: int | None = None
-        existing_body: str | None = None
+        comments = await self.bot_issue_comments()
+        existing = next((c for c in comments if marker in (c.get("body") or "")), None)
+        if existing is not None:
+            if existing.get("body") != body:  # unchanged text: no write (and no "edited" noise on the PR)
+                await self._request(
+                    "PATCH", f"{self.target.base}/issues/comments/{existing['id']}", json={"body": body}
+                )
+                existing["body"] = body
+            return int(existing["id"])
         issue = f"{self.target.base}/issues/{self.target.number}/comments"
-        for c in await self._paginate(issue):
-            if marker in (c.get("body") or "") and (c.get("user") or {}).get("type") == "Bot":
-                existing_id, existing_body = int(c["id"]), c.get("body")
-                break
-        if existing_id is not None:
-            if existing_body != body:  # unchanged text: no write (and no "edited" noise on the PR)
-                await self._request("PATCH", f"{self.target.base}/issues/comments/{existing_id}", json={"body": body})
-            return existing_id
         created = await self._request("POST", issue, json={"body": body})
+        comments.append({"id": created["id"], "body": body, "user": {"type": "Bot"}})
         return int(created["id"])
 
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from analyzers.base import Severity
-from app.comments import SUMMARY_MARKER, TESTS_MARKER, head_marker
+from app.comments import TESTS_MARKER
 from app.errors import RetryLater
 from app.events import PullRequest
 from app.publish import Publisher, PublishOptions, PublishResult, PublishTarget
@@ -102,17 +102,15 @@ async def review_pull(
         ctx.log.info("skipping #%s at %s: head moved to %s", pr.number, expected_head[:12], pr.head.sha[:12])
         return None
     reviews, pr_state = _stores(ctx.settings)
+    target = PublishTarget(owner, repo, pr.number, pr.head.sha, f"https://github.com/{owner}/{repo}")
+    publisher = Publisher(ctx.gh, target, PublishOptions.from_policy(policy))
     if not force:
         if pr_state.is_paused(repo_key, pr.number):
             ctx.log.info("skipping #%s: paused with /diffwise pause", pr.number)
             return None
-        if reviews.was_reviewed(repo_key, pr.number, pr.head.sha) or await summary_covers(ctx, pr.number, pr.head.sha):
+        if reviews.was_reviewed(repo_key, pr.number, pr.head.sha) or await publisher.summary_covers(pr.head.sha):
             ctx.log.info("#%s at %s is already reviewed", pr.number, pr.head.sha[:12])
             return None
-
-    target = PublishTarget(owner, repo, pr.number, pr.head.sha, f"https://github.com/{owner}/{repo}")
-    options = PublishOptions.from_policy(policy)
-    publisher = Publisher(ctx.gh, target, options)
     await publisher.start_check()
     try:
         opened_at = _timestamp(raw.get("created_at"))
@@ -311,17 +309,6 @@ def make_llm(settings: Any, policy: Any) -> Any:
     except ImportError:
         return None
     return LLMReviewer.from_settings(settings, policy)
-
-
-async def summary_covers(ctx: Context, number: int, head_sha: str) -> bool:
-    """GitHub is the source of truth when local state is behind: the bot's summary names the head it reviewed."""
-    marker = head_marker(head_sha)
-    for comment in await ctx.source.issue_comments(number):
-        user = comment.get("user") or {}
-        body = comment.get("body") or ""
-        if user.get("type") == "Bot" and SUMMARY_MARKER in body and marker in body:
-            return True
-    return False
 
 
 def _timestamp(value: Any) -> float | None:
