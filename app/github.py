@@ -14,19 +14,16 @@ from githubkit.cache import BaseCacheStrategy, MemCacheStrategy, RedisCache, Red
 from githubkit.exception import GitHubException, RateLimitExceeded, RequestError, RequestFailed, RequestTimeout
 from githubkit.retry import RetryOption
 
-from app import __version__
 from app.errors import PermanentError, RetryLater
+from app.settings import USER_AGENT, Settings, api_base_url
 
 if TYPE_CHECKING:
     from githubkit.auth import AppInstallationAuthStrategy
 
-    from app.settings import Settings
-
 log = logging.getLogger(__name__)
 
+
 DELIVERY_HEADER = "X-Diffwise-Delivery"
-USER_AGENT = f"diffwise/{__version__}"
-DEFAULT_API_URL = "https://api.github.com"
 TOKEN_CACHE_PREFIX = "diffwise:githubkit:"
 
 Transport = httpx.AsyncBaseTransport | httpx.BaseTransport
@@ -87,11 +84,6 @@ class RetryPolicy:
         raise RetryLater(what, delay=self.server_reschedule_delay) from exc
 
     __call__ = decide
-
-
-def api_base_url(settings: Settings) -> str:
-    """The REST base URL: settings.github_api_url (GHES: <proto>://<host>/api/v3), else api.github.com."""
-    return (getattr(settings, "github_api_url", None) or DEFAULT_API_URL).rstrip("/")
 
 
 def graphql_url(base_url: str) -> str:

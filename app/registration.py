@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from app.settings import Settings
+from app.settings import USER_AGENT, Settings, api_base_url
 
 if TYPE_CHECKING:
     import httpx
@@ -100,8 +100,6 @@ def build_manifest(
 
 def github_web_url(settings: Settings) -> str:
     """The web host for the API base URL: api.github.com → github.com, <host>/api/v3 → <host>."""
-    from app.github import api_base_url
-
     api = api_base_url(settings)
     if api.endswith("/api/v3"):
         return api[: -len("/api/v3")]
@@ -363,8 +361,6 @@ class Registration:
 
     async def _convert(self, code: str) -> dict[str, Any]:
         import httpx
-
-        from app.github import USER_AGENT, api_base_url
 
         url = f"{api_base_url(self.settings)}/app-manifests/{code}/conversions"
         headers = {"Accept": "application/vnd.github+json", "User-Agent": USER_AGENT}

@@ -65,11 +65,14 @@ def run_serve(args: argparse.Namespace) -> int:
         timeout_keep_alive=60,
         server_header=False,
     )
-    # Startup objects (modules, settings, routes) never die: keep them out of every later full collection.
-    from app.recovery import start_recovery
-
     stop_recovery = threading.Event()
-    start_recovery(settings, stop_recovery)  # redeliver webhooks that failed while diffwise was down
+    if settings.has_app_credentials and settings.webhook_secret:
+        # Redeliver webhooks that failed while diffwise was down. Imported only for an installed App: it
+        # loads githubkit and SQLAlchemy, which a receiver with only the setup page never needs.
+        from app.recovery import start_recovery
+
+        start_recovery(settings, stop_recovery)
+    # Startup objects (modules, settings, routes) never die: keep them out of every later full collection.
     gc.collect()
     gc.freeze()
     try:

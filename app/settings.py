@@ -10,10 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app import __version__
 from app.errors import ConfigError
 
 LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "fatal", "critical")
 LOG_FORMATS = ("json", "pretty")
+DEFAULT_API_URL = "https://api.github.com"
+USER_AGENT = f"diffwise/{__version__}"
 _SECRET_FIELDS = ("private_key", "webhook_secret", "anthropic_api_key", "github_client_secret")
 
 
@@ -226,3 +229,10 @@ def _url(name: str, value: str | None, schemes: tuple[str, ...]) -> str | None:
     if not sep or scheme.lower() not in schemes or not rest:
         raise ConfigError(f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
     return value.rstrip("/")
+
+
+def api_base_url(settings: Settings) -> str:
+    """The REST base URL: settings.github_api_url (GHES: <proto>://<host>/api/v3), else api.github.com.
+
+    It lives here, not in app.github, so the setup page computes it without importing githubkit."""
+    return (getattr(settings, "github_api_url", None) or DEFAULT_API_URL).rstrip("/")
