@@ -11,10 +11,13 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from app.audit_deps import (
@@ -27,6 +30,7 @@ from app.audit_deps import (
     main,
     parse_ignore,
     parse_lock,
+    retry_after,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -119,7 +123,7 @@ def osv() -> Iterator[FakeOsv]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
@@ -357,3 +361,16 @@ def test_scripts_audit_end_to_end(tmp_path: Path, osv: FakeOsv) -> None:
     )
     assert proc.returncode == EXIT_VULNERABLE, proc.stderr
     assert "VULNERABLE httpx==0.28.1  GHSA-http-0001  fixed in: 0.28.2" in proc.stdout
+
+
+def test_retry_after_reads_seconds_and_http_dates() -> None:
+    def response(value: str) -> httpx.Response:
+        return httpx.Response(429, headers={"Retry-After": value})
+
+    assert retry_after(response("3")) == 3.0
+    assert retry_after(response("Wed, 21 Oct 2015 07:28:00 GMT")) == 0.0  # in the past: retry now
+    later = retry_after(response(format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)))
+    assert later is not None
+    assert 25 <= later <= 31
+    assert retry_after(response("soon")) is None
+    assert retry_after(httpx.Response(429)) is None
