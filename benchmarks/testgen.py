@@ -82,6 +82,9 @@ HELDOUT: dict[str, tuple[str, ...]] = {
     "glob": ("escape",),
 }
 # Second held-out corpus: modules in neither corpus above, listed and run once before any change made for it.
+# That first run (2026-11-26, commit 25b03b0): ours 15/29 tests pass on the real code (24 of 43 functions get
+# tests), kill rate 22/305 = 7.2%; no-crash floor 13/24 pass, 5.2%; ghostwriter 9/10 pass (33 invalid), 6.2%;
+# ours+base 36/51 pass, 22.0%.
 HELDOUT2: dict[str, tuple[str, ...]] = {
     "difflib": ("get_close_matches", "IS_LINE_JUNK", "IS_CHARACTER_JUNK"),
     "ipaddress": ("ip_address", "ip_network", "v4_int_to_packed", "v6_int_to_packed"),
