@@ -206,8 +206,11 @@ def start_probot(home: Path, port: int) -> subprocess.Popen[bytes]:
 
 
 def run_wrk(port: int, body_file: Path, sig: str, prefix: str, args: argparse.Namespace) -> dict[str, float]:
-    script = OUT / "receiver.lua"
-    script.write_text(WRK_LUA)
+    pace_ms = getattr(args, "pace_ms", 0)
+    script = OUT / ("receiver-paced.lua" if pace_ms else "receiver.lua")
+    # Paced: each connection waits pace_ms between requests (wrk's delay() hook), so every server gets the
+    # same offered load instead of as much as it can take, and latency is compared at equal work.
+    script.write_text(WRK_LUA + (f"function delay()\n  return {pace_ms}\nend\n" if pace_ms else ""))
     argv = [
         "wrk",
         f"-t{args.threads}",
@@ -252,6 +255,8 @@ def run_python_load(port: int, body: bytes, sig: str, prefix: str, args: argpars
             await reader.readexactly(length)
             latencies.append(time.perf_counter() - started)
             bad += status >= 300
+            if getattr(args, "pace_ms", 0):
+                await asyncio.sleep(args.pace_ms / 1000)
         writer.close()
 
     async def main() -> float:
@@ -322,6 +327,12 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-probot", action="store_true")
     parser.add_argument("--fsync", action="store_true", help="also measure DIFFWISE_FSYNC=1 (fsync per group commit)")
+    parser.add_argument(
+        "--paced",
+        type=float,
+        default=0.8,
+        help="then run every server at this fraction of the slowest server's median throughput (0: skip)",
+    )
     args = parser.parse_args()
 
     OUT.mkdir(parents=True, exist_ok=True)
@@ -359,6 +370,30 @@ def main() -> int:
                 finally:
                     stop(proc)
                 results.setdefault(result.name, []).append(result)
+
+        paced: dict[str, list[Result]] = {}
+        slowest = min((statistics.median(r.rps for r in rs) for rs in results.values()), default=0.0)
+        if args.paced > 0 and slowest > 0:
+            # The same offered load for every server: each connection sends one delivery every pace_ms.
+            pace_ms = max(1, round(args.connections * 1000 / (slowest * args.paced)))
+            paced_args = argparse.Namespace(**{**vars(args), "pace_ms": pace_ms})
+            for round_no in range(args.rounds):
+                state = work / f"paced-{round_no}"
+                port = free_port()
+                proc = start_diffwise(port, state, worker=False)
+                try:
+                    result, _ = measure(variants[0][0], port, body, body_file, paced_args, 100 + round_no)
+                finally:
+                    stop(proc)
+                paced.setdefault(result.name, []).append(result)
+                if probot_home is not None:
+                    port = free_port()
+                    proc = start_probot(probot_home, port)
+                    try:
+                        result, _ = measure("Probot 14 (in memory)", port, body, body_file, paced_args, 100 + round_no)
+                    finally:
+                        stop(proc)
+                    paced.setdefault(result.name, []).append(result)
 
         idle_state = work / "idle"
         port = free_port()
@@ -407,6 +442,25 @@ def main() -> int:
     for name, rs in results.items():
         rounds = ", ".join(f"{r.rps:,.0f}/s p99 {r.p99_ms:.1f} ms" for r in rs)
         print(f"- rounds, {name}: {rounds} (median {statistics.median(r.rps for r in rs):,.0f}/s)")
+    for name, rs in results.items():
+        print(f"- median p99 over the rounds, {name}: {statistics.median(r.p99_ms for r in rs):.1f} ms")
+    if paced:
+        offered = args.connections * 1000 / paced_args.pace_ms
+        print(
+            f"\nSame offered load for both (each of {args.connections} connections sends one delivery every "
+            f"{paced_args.pace_ms} ms, at most {offered:,.0f}/s, about {args.paced:.0%} of the slower server's "
+            "median throughput):\n"
+        )
+        print("| server | deliveries/s | p50 ms | p99 ms (median of rounds) | p99 per round |")
+        print("|---|---:|---:|---:|---|")
+        for name, rs in paced.items():
+            rounds = ", ".join(f"{r.p99_ms:.1f}" for r in rs)
+            print(
+                f"| {name} | {statistics.median(r.rps for r in rs):,.0f} | "
+                f"{statistics.median(r.p50_ms for r in rs):.2f} | {statistics.median(r.p99_ms for r in rs):.2f} | "
+                f"{rounds} |"
+            )
+        print()
     print(f"- RSS of `diffwise serve` (receiver + embedded worker) idle: {idle_rss / 1024:.1f} MiB")
     print(f"- the same with App credentials (no setup page; recovery armed): {idle_app_rss / 1024:.1f} MiB")
     if probot_rss is not None:
