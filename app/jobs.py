@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import app.huey_import  # noqa: F401  # isort: skip  (before huey: see the module)
 from huey import RedisHuey, SqliteHuey, crontab
 from huey.consumer import Consumer
 from huey.serializer import Serializer

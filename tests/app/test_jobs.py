@@ -439,3 +439,20 @@ def test_accept_is_true_exactly_once_per_delivery_id(
             seen.add(name)
         assert flags == expected
     assert q.pending() - pending_before == len(seen)
+
+
+def test_huey_is_imported_without_psycopg_which_still_imports_afterwards() -> None:
+    """huey would load libpq for its PostgresHuey; diffwise hides psycopg from it, not from itself."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, app.jobs\n"
+        "assert 'psycopg' not in sys.modules, 'huey pulled in psycopg'\n"
+        "assert 'huey.storage' in sys.modules\n"
+        "import psycopg\n"
+        "print(psycopg.__name__)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "psycopg"
