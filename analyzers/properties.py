@@ -87,6 +87,12 @@ HELPERS = {
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     return a == b
 ''',
+    "_refused": '''def _refused(exc):
+    """How a parser refuses malformed input: a decoding error (ValueError, SyntaxError, EOFError, OSError as in
+    "invalid data stream") or an error class of its own or of a library it uses. TypeError, IndexError,
+    AttributeError and the like are bugs."""
+    return isinstance(exc, (ValueError, SyntaxError, EOFError, OSError)) or type(exc).__module__ != "builtins"
+''',
     "_outcome": '''def _outcome(fn, *args, **kwargs):
     """What a call did: ("returned", value) or ("raised", exception type name)."""
     try:
@@ -115,7 +121,13 @@ def plan_call(info: FunctionInfo, module: ModuleInfo, *, optional: bool) -> Call
             keyword = True
             continue
         strat = strategy_for(
-            p.annotation, name=p.name, default=p.default, module=module, hint=hint, usage=info.usage.get(p.name)
+            p.annotation,
+            name=p.name,
+            default=p.default,
+            module=module,
+            hint=hint,
+            usage=info.usage.get(p.name),
+            min_size=info.min_sizes.get(p.name, 0),
         )
         if p.required and strat is None:
             return None
@@ -168,16 +180,53 @@ PARSER = re.compile(
 )
 
 
+ENCODER = re.compile(r"encode", re.IGNORECASE)
+CODEC_PARAMS = re.compile(r"^(encoding|charset|codec)$", re.IGNORECASE)
+DECODING_WORDS = ("deserialize", "deserialise", "decode", "decrypt", "decompress", "loads", "load", "unquote")
+DECODING_WORDS += ("unescape", "unmarshal", "unpack", "unwrap", "thaw", "split", "parse", "from_")
+
+
+def is_parser(info: FunctionInfo, module: ModuleInfo) -> bool:
+    """Does the function interpret its input (parse, decode, decompress, unpack, load ...)?
+
+    By name; as the inverse of an encoder in the same module (b from a/b = encode/decode, dumps/loads ...),
+    taking text or bytes; or by handing its input to a same-module function that is a parser by name.
+    Such a function refuses most arbitrary input, by design, so a test on arbitrary input must accept that.
+    """
+    if PARSER.search(info.name):
+        return True
+    if any(
+        PARSER.search(callee) and callee in module.functions and module.functions[callee].class_name is None
+        for callee in info.calls
+    ):
+        return True
+    inverse = any(backward == info.qualname for _, backward in inverse_pairs(module))
+    return inverse and any(word in info.name.lower() for word in DECODING_WORDS) and _takes_text(info, module)
+
+
+def _takes_text(info: FunctionInfo, module: ModuleInfo) -> bool:
+    first = next((p for p in info.params if p.kind not in ("var_positional", "var_keyword")), None)
+    if first is None:
+        return False
+    found = strategy_for(
+        first.annotation, name=first.name, default=first.default, module=module, usage=info.usage.get(first.name)
+    )
+    return found is not None and found.kind in ("str", "bytes")
+
+
 def allowed_exceptions(info: FunctionInfo, module: ModuleInfo) -> list[str]:
     """Exceptions the function raises on purpose (a test accepts them as a refusal of the input).
 
     A parser or decoder refuses malformed text with ValueError (UnicodeDecodeError, binascii.Error, ...)
-    whether or not its own body says `raise`, so those are accepted for parser-like names.
+    whether or not its own body says `raise`, so those are accepted for parsers (see is_parser). Likewise an
+    encoder, or a function given an encoding, refuses text its charset cannot hold with UnicodeError.
     """
     out: list[str] = []
     raises = set(info.raises)
-    if PARSER.search(info.name):
+    if is_parser(info, module):
         raises.add("ValueError")
+    elif ENCODER.search(info.name) or any(CODEC_PARAMS.match(p.name) for p in info.params):
+        raises.add("UnicodeError")
     for name in sorted(raises):
         head = name.split(".", 1)[0]
         obj = getattr(builtins, name, None)
@@ -235,15 +284,61 @@ def return_check(returns: ast.expr | None, module: ModuleInfo | None = None) -> 
 PREDICATE = re.compile(r"^(is|has|can|should|needs?)_?[a-z]")
 
 
-def _guarded_call(call: Call, module: ModuleInfo) -> list[str]:
-    """`result = f(...)`, returning early when f refuses the input with an exception it raises on purpose."""
+def _predicate(info: FunctionInfo) -> bool:
+    """Named as a predicate (is_x, isleap, has_y ...) and no `return` says otherwise (None, a number, a string:
+    iso2time or issue_number are not predicates)."""
+    if not PREDICATE.match(info.name) or info.is_async or info.is_generator:
+        return False
+    return not any(_not_boolean(value) for value in _returned(info))
+
+
+def _returned(info: FunctionInfo) -> list[ast.expr | None]:
+    """The values of the function's own `return` statements (None for a bare return), from its source."""
+    try:
+        tree = ast.parse(info.source)
+    except SyntaxError:
+        return []
+    if not tree.body or not isinstance(tree.body[0], ast.FunctionDef | ast.AsyncFunctionDef):
+        return []
+    out: list[ast.expr | None] = []
+    stack: list[ast.AST] = list(tree.body[0].body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Return):
+            out.append(node.value)
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
+            stack.extend(ast.iter_child_nodes(node))
+    return out
+
+
+def _not_boolean(value: ast.expr | None) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, ast.Constant):
+        return not isinstance(value.value, bool)
+    return isinstance(value, ast.BinOp | ast.JoinedStr | ast.Tuple | ast.List | ast.Dict | ast.Set | ast.ListComp)
+
+
+def _guarded_call(call: Call, module: ModuleInfo) -> tuple[list[str], frozenset[str]]:
+    """`result = f(...)`, returning early when f refuses the input with an exception it raises on purpose
+    (and, for a parser, with any refusal of malformed input: see the _refused helper); and the helpers used."""
     info = call.info
-    allowed = allowed_exceptions(info, module)
+    parser = is_parser(info, module)
+    allowed = [name for name in allowed_exceptions(info, module) if not (parser and name == "ValueError")]
     body = f"result = {_invoke(info, call.expression())}"
-    if not allowed:
-        return [body]
-    caught = allowed[0] if len(allowed) == 1 else f"({', '.join(allowed)})"
-    return ["try:", f"    {body}", f"except {caught}:", "    return  # refused on purpose: raised by the code"]
+    lines = ["try:", f"    {body}"]
+    if allowed:
+        caught = allowed[0] if len(allowed) == 1 else f"({', '.join(allowed)})"
+        lines += [f"except {caught}:", "    return  # refused on purpose: raised by the code"]
+    if parser:
+        lines += [
+            "except Exception as exc:  # a parser refuses malformed input; other errors are bugs",
+            "    if not _refused(exc):",
+            "        raise",
+            "    return",
+        ]
+        return lines, frozenset({"_refused"})
+    return (lines if allowed else [body]), frozenset()
 
 
 def no_crash(call: Call, module: ModuleInfo, max_examples: int, *, bare: bool = False) -> PropertyTest:
@@ -253,16 +348,16 @@ def no_crash(call: Call, module: ModuleInfo, max_examples: int, *, bare: bool = 
     """
     info = call.info
     check = return_check(info.returns, module) if not (info.is_generator or info.is_async or bare) else None
-    if check is None and not bare and info.returns is None and PREDICATE.match(info.name) and not info.is_async:
+    if check is None and not bare and info.returns is None and _predicate(info):
         check = "isinstance(result, bool)"
-    lines = _guarded_call(call, module)
+    lines, helpers = _guarded_call(call, module)
     if check:
         lines.append(f"assert {check}, result")
     else:
         lines.append("del result  # no-crash property: any other exception fails the test")
     name = f"test_{_slug(info.qualname)}_no_crash"
     code = _decorators(call, max_examples) + f"def {name}({', '.join(call.variables())}):\n" + _indent(lines)
-    return PropertyTest("no-crash", name, code, (info.qualname,))
+    return PropertyTest("no-crash", name, code, (info.qualname,), helpers)
 
 
 def _indent(lines: Sequence[str]) -> str:
@@ -329,6 +424,8 @@ def roundtrip(forward: Call, backward: FunctionInfo, module: ModuleInfo, max_exa
     n_in, n_back = len(forward.args), len(inverse.args)
     if n_in == 0 or _variadic(forward.info) or _variadic(backward):
         return None  # a *args function's arity is unknown: its inverse's output cannot be matched to the input
+    if any(isinstance(v, ast.Tuple) and len(v.elts) != n_in for v in _returned(backward)):
+        return None  # the inverse returns more (or fewer) parts than the input had: not a plain inverse
     back_target = f"{MODULE_ALIAS}.{backward.qualname}"
     if n_back == 1:
         back = f"{back_target}(value)"
@@ -481,10 +578,11 @@ def _guarded_test(
     pre: Sequence[str] = (),
 ) -> PropertyTest:
     info = call.info
-    lines = [*pre, *_guarded_call(call, module), *checks]
+    guarded, helpers = _guarded_call(call, module)
+    lines = [*pre, *guarded, *checks]
     name = f"test_{_slug(info.qualname)}_{suffix}"
     code = _decorators(call, max_examples) + f"def {name}({', '.join(call.variables())}):\n" + _indent(lines)
-    return PropertyTest(family, name, code, (info.qualname,))
+    return PropertyTest(family, name, code, (info.qualname,), helpers)
 
 
 def _plain(call: Call) -> bool:
@@ -606,7 +704,9 @@ def algebra(call: Call, max_examples: int) -> list[PropertyTest]:
 # ---- equivalence with the base version (refactors) ----------------------------------------------------
 
 
-def equivalence(call: Call, base_source: str, max_examples: int) -> tuple[PropertyTest, str] | None:
+def equivalence(
+    call: Call, base_source: str, max_examples: int, module: ModuleInfo | None = None
+) -> tuple[PropertyTest, str] | None:
     """A test that the head function behaves as its base version; returns it and the module-level loader code.
 
     The base version is embedded as text and compiled into a copy of the head module's namespace, so its
@@ -623,6 +723,8 @@ def equivalence(call: Call, base_source: str, max_examples: int) -> tuple[Proper
         return None
     if len(tree.body) != 1 or not isinstance(tree.body[0], ast.FunctionDef) or tree.body[0].name != info.name:
         return None
+    if module is not None and _unbound_at_definition(tree.body[0], module):
+        return None  # its defaults or decorators need a name the module no longer has (`del re`): not loadable
     base_name = f"base_{_slug(info.qualname)}"
     constant = f"{base_name.upper()}_SOURCE"
     loader = (
@@ -641,6 +743,16 @@ def equivalence(call: Call, base_source: str, max_examples: int) -> tuple[Proper
     code = _decorators(call, max_examples) + f"def {name}({', '.join(call.variables())}):\n" + _indent(lines)
     test = PropertyTest("equivalence", name, code, (info.qualname,), frozenset({"_same", "_outcome", "_load_base"}))
     return test, loader
+
+
+def _unbound_at_definition(node: ast.FunctionDef, module: ModuleInfo) -> bool:
+    """Does defining the function need a name that the module's namespace will not have?"""
+    if "*" in module.bound_names:
+        return False  # a star import binds names that cannot be listed
+    evaluated = [*node.args.defaults, *(d for d in node.args.kw_defaults if d is not None), *node.decorator_list]
+    names = {n.id for e in evaluated for n in ast.walk(e) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    known = module.bound_names | frozenset(module.functions) | frozenset(dir(builtins))
+    return bool(names - known)
 
 
 LOAD_BASE = '''def _load_base(source, name):
@@ -663,6 +775,8 @@ def family_tests(
     if required is None:
         return [], []
     full = plan_call(info, module, optional=True) or required
+    if not full.args and full.receiver is None:
+        return [], []  # nothing to vary: `@given()` without strategies is not a property test
     tests: list[PropertyTest] = [no_crash(full, module, max_examples)]
     preamble: list[str] = []
     for forward, backward in inverse_pairs(module):
@@ -682,7 +796,7 @@ def family_tests(
             tests.append(found)
     tests.extend(algebra(required, max_examples))
     if base_source is not None and base_source.strip() != info.source.strip():
-        eq = equivalence(full, base_source, max_examples)
+        eq = equivalence(full, base_source, max_examples, module)
         if eq is not None:
             tests.append(eq[0])
             preamble.append(eq[1])

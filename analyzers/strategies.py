@@ -9,8 +9,23 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 ParamKind = Literal["positional_only", "positional_or_keyword", "var_positional", "keyword_only", "var_keyword"]
+# "char" occurs only as a usage (`ord(p)`: a single character); its strategy has kind "str"
 StrategyKind = Literal[
-    "int", "float", "str", "bytes", "bool", "none", "list", "set", "dict", "tuple", "enum", "record", "number", "any"
+    "int",
+    "float",
+    "str",
+    "bytes",
+    "bool",
+    "none",
+    "list",
+    "set",
+    "dict",
+    "tuple",
+    "enum",
+    "record",
+    "number",
+    "any",
+    "char",
 ]
 
 # The alias under which a generated test imports the module under test; strategy text refers to it.
@@ -53,6 +68,8 @@ class FunctionInfo:
     complexity: int  # 1 + branches
     source: str  # the function's text from its `def` line, dedented, decorators excluded
     usage: Mapping[str, StrategyKind] = field(default_factory=dict)  # parameter → "bytes"/"str" from its use
+    calls: frozenset[str] = frozenset()  # names of the functions its body calls by bare name
+    min_sizes: Mapping[str, int] = field(default_factory=dict)  # parameter → length its unchecked indexing needs
 
 
 @dataclass(frozen=True)
@@ -95,12 +112,15 @@ def parse_module(text: str) -> ModuleInfo:
     lines = text.splitlines()
     raises_by_name: dict[str, set[str]] = {}
     calls_by_name: dict[str, set[str]] = {}
+    deleted: set[str] = set()
+    nodes: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = {}
     for node in _top_level(tree.body):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             if node.name in functions:
                 continue  # a conditional second definition: keep the first
             bound.add(node.name)
             functions[node.name] = _function(node, None, lines)
+            nodes[node.name] = node
             raises_by_name[node.name], calls_by_name[node.name] = _raises_and_calls(node)
         elif isinstance(node, ast.ClassDef):
             bound.add(node.name)
@@ -124,7 +144,11 @@ def parse_module(text: str) -> ModuleInfo:
         elif isinstance(node, ast.Assign | ast.AnnAssign):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             bound.update(t.id for t in targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.Delete):  # `del re` after the defs that needed it: not a name of the module
+            deleted.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    bound -= deleted
     _docstrings_assigned_later(tree, functions)
+    _usage_through_callees(functions, nodes)
     # a function may raise what the same-module helpers it calls raise, and what the methods of the
     # same-module classes it instantiates raise (one level)
     for info in functions.values():
@@ -179,6 +203,34 @@ def _top_level(body: list[ast.stmt]) -> list[ast.stmt]:
     return out
 
 
+def _usage_through_callees(
+    functions: dict[str, FunctionInfo], nodes: Mapping[str, ast.FunctionDef | ast.AsyncFunctionDef]
+) -> None:
+    """A parameter handed on to a same-module function is used as that function uses it (one level)."""
+    from dataclasses import replace
+
+    for name, node in nodes.items():
+        info = functions[name]
+        params = {p.name for p in info.params}
+        found: dict[str, StrategyKind] = {}
+        for call in _own_nodes(node):
+            if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name):
+                continue
+            callee = functions.get(call.func.id)
+            if callee is None or callee.class_name is not None or callee.qualname == name:
+                continue
+            positional = [p for p in callee.params if p.kind in ("positional_only", "positional_or_keyword")]
+            pairs = list(zip(call.args, positional, strict=False))
+            pairs += [(kw.value, p) for kw in call.keywords for p in callee.params if p.name == kw.arg]
+            for arg, param in pairs:
+                kind = callee.usage.get(param.name)
+                if isinstance(arg, ast.Name) and arg.id in params and kind is not None:
+                    found.setdefault(arg.id, kind)
+        extra = {k: v for k, v in found.items() if k not in info.usage}
+        if extra:
+            functions[name] = replace(info, usage={**extra, **info.usage})
+
+
 def _replace_raises(info: FunctionInfo, raises: frozenset[str] | set[str]) -> FunctionInfo:
     from dataclasses import replace
 
@@ -228,7 +280,7 @@ def _function(node: ast.FunctionDef | ast.AsyncFunctionDef, cls: str | None, lin
             params = params[1:] if params and params[0].kind != "var_positional" else params
     own = list(_own_nodes(node))
     is_generator = any(isinstance(n, ast.Yield | ast.YieldFrom) for n in own)
-    raises, _ = _raises_and_calls(node)
+    raises, calls = _raises_and_calls(node)
     start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
     end = node.end_lineno or node.lineno
     source = _dedent("\n".join(lines[node.lineno - 1 : end]))  # from the def line: decorators dropped
@@ -249,11 +301,15 @@ def _function(node: ast.FunctionDef | ast.AsyncFunctionDef, cls: str | None, lin
         complexity=1 + sum(isinstance(n, _BRANCHES) for n in own),
         source=source,
         usage=_usage({p.name for p in params}, own),
+        calls=frozenset(calls),
+        min_sizes=_min_sizes({p.name for p in params}, own),
     )
 
 
 _BYTES_CALLS = re.compile(r"^(BytesIO|memoryview|bytearray|b2a_\w+|a2b_\w+|hexlify|unhexlify|crc32|adler32)$")
 _BYTES_MODULES = frozenset({"binascii", "zlib", "struct", "_bz2", "_lzma"})
+# re functions and the position of the string they search: it has the type of the (literal) pattern
+_RE_SUBJECT = {"match": 1, "search": 1, "fullmatch": 1, "split": 1, "findall": 1, "finditer": 1, "sub": 2, "subn": 2}
 
 
 def _usage(params: set[str], nodes: list[ast.AST]) -> dict[str, StrategyKind]:
@@ -265,6 +321,8 @@ def _usage(params: set[str], nodes: list[ast.AST]) -> dict[str, StrategyKind]:
             expr = expr.value
         return expr.id if isinstance(expr, ast.Name) and expr.id in params else None
 
+    # ord(p) as an index (`TABLE[ord(c)]`): the table's size bounds the characters, unknown here
+    table_indexes = {id(n.slice) for n in nodes if isinstance(n, ast.Subscript) and isinstance(n.slice, ast.Call)}
     for node in nodes:
         if not isinstance(node, ast.Call):
             continue
@@ -276,6 +334,17 @@ def _usage(params: set[str], nodes: list[ast.AST]) -> dict[str, StrategyKind]:
             continue
         callee = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
         owner = func.value.id if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) else ""
+        if callee == "ord" and owner == "" and len(node.args) == 1:
+            name = root(node.args[0]) if isinstance(node.args[0], ast.Name) else None
+            if name is not None and id(node) not in table_indexes:
+                out.setdefault(name, "char")
+            continue
+        if owner == "re" and callee in _RE_SUBJECT and len(node.args) > _RE_SUBJECT[callee]:
+            pattern, subject = node.args[0], node.args[_RE_SUBJECT[callee]]
+            name = root(subject) if isinstance(subject, ast.Name) else None
+            if name is not None and isinstance(pattern, ast.Constant) and isinstance(pattern.value, str | bytes):
+                out.setdefault(name, "str" if isinstance(pattern.value, str) else "bytes")
+            continue
         if _BYTES_CALLS.match(callee) or owner in _BYTES_MODULES:
             for arg in node.args[:1]:
                 name = root(arg)
@@ -300,11 +369,90 @@ def _raises_and_calls(node: ast.AST) -> tuple[set[str], set[str]]:
     for n in ast.walk(node):
         if isinstance(n, ast.Raise) and n.exc is not None:
             name = _dotted(n.exc)
-            if name:
+            if name and not _reraise_of_handler_name(n, node):
                 raises.add(name)
+        elif isinstance(n, ast.ExceptHandler):
+            raises |= _reraised(n)
         elif isinstance(n, ast.Call) and isinstance(n.func, ast.Name):
             calls.add(n.func.id)
     return raises, calls
+
+
+def _handler_types(handler: ast.ExceptHandler) -> set[str]:
+    if handler.type is None:
+        return set()
+    types = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+    return {name for t in types if (name := _dotted(t))}
+
+
+def _reraised(handler: ast.ExceptHandler) -> set[str]:
+    """What an `except X:` block raises again: X, when it has a bare `raise` or `raise <the caught name>`."""
+    stack: list[ast.AST] = list(handler.body)
+    while stack:
+        n = stack.pop()
+        if isinstance(n, ast.Raise) and (
+            n.exc is None or (isinstance(n.exc, ast.Name) and handler.name and n.exc.id == handler.name)
+        ):
+            return _handler_types(handler)
+        if not isinstance(n, ast.ExceptHandler | ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
+            stack.extend(ast.iter_child_nodes(n))
+    return set()
+
+
+def _reraise_of_handler_name(raise_node: ast.Raise, root: ast.AST) -> bool:
+    """`raise exc` where exc is the name an enclosing handler bound: its types count, not the variable."""
+    if not isinstance(raise_node.exc, ast.Name):
+        return False
+    return any(
+        isinstance(h, ast.ExceptHandler) and h.name == raise_node.exc.id and raise_node in list(ast.walk(h))
+        for h in ast.walk(root)
+    )
+
+
+def _min_sizes(params: set[str], nodes: list[ast.AST]) -> dict[str, int]:
+    """Parameters indexed at a constant position with no length or emptiness check anywhere in the body:
+    `s[0]` with no `len(s)`, `if s`, `not s` or IndexError handler says the function requires len(s) > 0."""
+    if any(isinstance(n, ast.ExceptHandler) and _catches_index_error(n) for n in nodes):
+        return {}
+    checked: set[str] = set()
+    needed: dict[str, int] = {}
+    for n in nodes:
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("len", "bool") and n.args:
+            if isinstance(n.args[0], ast.Name):
+                checked.add(n.args[0].id)
+        tests: list[ast.expr] = []
+        if isinstance(n, ast.If | ast.While | ast.IfExp | ast.Assert):
+            tests.append(n.test)
+        elif isinstance(n, ast.BoolOp):
+            tests += n.values
+        elif isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.Not):
+            tests.append(n.operand)
+        elif isinstance(n, ast.Compare):
+            tests += [n.left, *n.comparators]
+        elif isinstance(n, ast.comprehension):
+            tests += n.ifs
+        checked.update(t.id for t in tests if isinstance(t, ast.Name))
+        if (
+            isinstance(n, ast.Subscript)
+            and isinstance(n.ctx, ast.Load)
+            and isinstance(n.value, ast.Name)
+            and n.value.id in params
+            and isinstance(n.slice, ast.Constant | ast.UnaryOp)
+        ):
+            index = ast.literal_eval(n.slice) if _is_int_literal(n.slice) else None
+            if isinstance(index, int):
+                needed[n.value.id] = max(needed.get(n.value.id, 0), index + 1 if index >= 0 else -index)
+    return {name: size for name, size in needed.items() if name not in checked}
+
+
+def _is_int_literal(node: ast.expr) -> bool:
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        node = node.operand
+    return isinstance(node, ast.Constant) and type(node.value) is int
+
+
+def _catches_index_error(handler: ast.ExceptHandler) -> bool:
+    return handler.type is None or bool(_handler_types(handler) & {"IndexError", "LookupError", "Exception"})
 
 
 def _dedent(text: str) -> str:
@@ -383,11 +531,53 @@ def strategy_for(
     hint: str = "",
     depth: int = 0,
     usage: StrategyKind | None = None,
+    min_size: int = 0,
 ) -> Strategy | None:
     """Strategy source text for a parameter, from its annotation, else its default, else its name; None if unknown.
 
-    `hint` is the function's name and docstring, used only by name-based guesses.
+    `hint` is the function's name and docstring, used only by name-based guesses. `min_size` is a length
+    the function needs (see FunctionInfo.min_sizes); it is applied to plain text, bytes and list strategies.
     """
+    found = _strategy_for(annotation, name, default, module, hint, depth, usage)
+    if found is not None and found.code == "st.text()" and name.lower() in _CODEC_WORDS:
+        found = replace_code(found, _CODEC_WORDS[name.lower()])  # any text is no codec name nor error handler
+    return _at_least(found, min_size) if found is not None and min_size > 0 else found
+
+
+_CODECS = 'st.sampled_from(["utf-8", "latin-1", "ascii"])'
+_CODEC_WORDS = {
+    "encoding": _CODECS,
+    "charset": _CODECS,
+    "codec": _CODECS,
+    "errors": 'st.sampled_from(["strict", "replace", "ignore"])',
+}
+
+
+_SIZED = re.compile(r"^st\.(text|binary|lists)\((.*)\)$")
+
+
+def _at_least(strategy: Strategy, size: int) -> Strategy:
+    """The same strategy with min_size=size, for the plain st.text()/st.binary()/st.lists(...) forms."""
+    match = _SIZED.match(strategy.code)
+    if match is None or "min_size" in match.group(2) or ")." in strategy.code:
+        return strategy
+    args = [a for a in [match.group(2), f"min_size={size}"] if a]
+    return replace_code(strategy, f"st.{match.group(1)}({', '.join(args)})")
+
+
+def replace_code(strategy: Strategy, code: str) -> Strategy:
+    return Strategy(code, strategy.kind, strategy.exact, strategy.element)
+
+
+def _strategy_for(
+    annotation: ast.expr | None,
+    name: str,
+    default: ast.expr | None,
+    module: ModuleInfo | None,
+    hint: str,
+    depth: int,
+    usage: StrategyKind | None,
+) -> Strategy | None:
     if annotation is not None:
         found = _from_annotation(annotation, module, depth)
         if found is not None:
@@ -401,6 +591,8 @@ def strategy_for(
         return Strategy("st.binary()", "bytes", False)
     if usage == "str":
         return Strategy("st.text()", "str", False)
+    if usage == "char":
+        return Strategy("st.characters()", "str", False)
     return guess_from_name(name, hint, module)
 
 

@@ -311,7 +311,7 @@ def render_module(candidate: Candidate, tests: Sequence[PropertyTest], preamble:
         f"from hypothesis import {', '.join(hyp)}\n\n",
         f"import {candidate.module} as {MODULE_ALIAS}\n",
     ]
-    for name in ("_same", "_outcome", "_load_base"):
+    for name in ("_same", "_outcome", "_refused", "_load_base"):
         if name in helpers:
             parts.append("\n\n" + HELPERS[name])
     for block in preamble:

@@ -183,7 +183,8 @@ def floor_module(module: str, function: str, source: str, examples: int) -> str 
         return None
     test = properties.no_crash(call, info_module, examples, bare=True)
     header = f"from hypothesis import given, settings, strategies as st\n\nimport {PACKAGE}.{alias(module)} as mod\n"
-    return f"{header}\n\n{test.code}"
+    helpers = "".join(f"\n\n{properties.HELPERS[name]}" for name in sorted(test.helpers))
+    return f"{header}{helpers}\n\n{test.code}"
 
 
 def equivalence_module(module: str, function: str, source: str, examples: int) -> str | None:
@@ -192,7 +193,7 @@ def equivalence_module(module: str, function: str, source: str, examples: int) -
     call = properties.plan_call(info, info_module, optional=True)
     if call is None:
         return None
-    found = properties.equivalence(call, info.source, examples)
+    found = properties.equivalence(call, info.source, examples, info_module)
     if found is None:
         return None
     test, loader = found

@@ -7,7 +7,15 @@ import types
 
 import pytest
 
-from analyzers.properties import HELPERS, allowed_exceptions, family_tests, inverse_pairs, no_crash, plan_call
+from analyzers.properties import (
+    HELPERS,
+    allowed_exceptions,
+    family_tests,
+    inverse_pairs,
+    is_parser,
+    no_crash,
+    plan_call,
+)
 from analyzers.strategies import parse_module
 
 SOURCE = """
@@ -242,3 +250,145 @@ def test_methods_of_records_roundtrip_and_return_their_class(monkeypatch: pytest
         scope: dict[str, object] = {"mod": namespace}
         exec("from hypothesis import given, settings, strategies as st\n" + test.code, scope)
         scope[test.name]()  # type: ignore[operator]
+
+
+# ---- parsers refuse arbitrary input: the no-crash property accepts refusals, not bugs -------------------
+
+PARSERS = """
+import bz2
+import zlib
+
+
+def decompress(data: bytes) -> bytes:
+    return bz2.decompress(data)  # OSError "Invalid data stream": raised by the library, never by this body
+
+
+def inflate(blob: bytes) -> bytes:
+    try:
+        return zlib.decompress(blob)
+    except zlib.error:
+        raise  # re-raised on purpose: the handler's type is a raise of this function
+
+
+def load_frame(data: bytes) -> bytes:
+    return zlib.decompress(data)  # zlib.error: a library's own error class
+
+
+def parse_version(text: str) -> int:
+    return int(text.split(".")[1])  # IndexError on "1": a bug a test must still catch
+
+
+def encode_label(text: str) -> bytes:
+    return text.encode("ascii")
+
+
+def wrap_frame(data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + data
+
+
+def unwrap_frame(data: bytes) -> bytes:
+    size = int.from_bytes(data[:4], "big")
+    if size != len(data) - 4:
+        raise ValueError("bad frame")
+    return data[4:]
+
+
+def parse_expr(text: str) -> object:
+    return compile(text, "<expr>", "eval")
+
+
+def literal(text: str) -> object:
+    return parse_expr(text).co_consts
+"""
+
+
+def _run_no_crash(source: str, name: str) -> None:
+    module = parse_module(source)
+    tests, _ = family_tests(module.functions[name], module, 50)
+    test = next(t for t in tests if t.family == "no-crash")
+    namespace = types.ModuleType("parsers")
+    exec(compile(source, "parsers", "exec"), namespace.__dict__)
+    code = "import math\nfrom hypothesis import given, settings, strategies as st\n"
+    code += "".join(HELPERS[h] for h in sorted(test.helpers)) + test.code
+    scope: dict[str, object] = {"mod": namespace}
+    exec(compile(code, f"generated for {name}", "exec"), scope)
+    scope[test.name]()  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("name", ["decompress", "inflate", "load_frame", "encode_label", "unwrap_frame"])
+def test_no_crash_of_a_decoder_holds_on_arbitrary_input(name: str) -> None:
+    _run_no_crash(PARSERS, name)
+
+
+def test_no_crash_of_a_parser_still_catches_a_bug() -> None:
+    with pytest.raises(IndexError):
+        _run_no_crash(PARSERS, "parse_version")
+
+
+def test_what_counts_as_a_parser() -> None:
+    module = parse_module(PARSERS)
+    parsers = {name for name, info in module.functions.items() if is_parser(info, module)}
+    # by name; as the inverse of an encoder taking bytes (unwrap_frame); by handing its input to a parser (literal)
+    assert parsers == {"decompress", "load_frame", "parse_version", "unwrap_frame", "parse_expr", "literal"}
+    assert allowed_exceptions(module.functions["inflate"], module) == ["mod.zlib.error"]
+    assert allowed_exceptions(module.functions["encode_label"], module) == ["UnicodeError"]
+
+
+def test_refused_accepts_refusals_only() -> None:
+    scope: dict[str, object] = {}
+    exec(HELPERS["_refused"], scope)
+    refused = scope["_refused"]
+    import binascii
+    import zlib
+
+    for exc in (ValueError(), UnicodeDecodeError("ascii", b"", 0, 1, "x"), binascii.Error(), zlib.error(), OSError()):
+        assert refused(exc), exc  # type: ignore[operator]
+    for exc in (TypeError(), IndexError(), AttributeError(), KeyError(), ZeroDivisionError(), RecursionError()):
+        assert not refused(exc), exc  # type: ignore[operator]
+
+
+def test_nothing_to_vary_means_no_property_test() -> None:
+    module = parse_module("import time\ndef now_iso(t=None):\n    return time.strftime('%Y', time.gmtime(t))\n")
+    assert family_tests(module.functions["now_iso"], module, 10) == ([], [])  # `@given()` would be invalid
+
+
+def test_a_predicate_name_is_not_enough_when_a_return_says_otherwise() -> None:
+    module = parse_module(
+        "def iso2time(text):\n"
+        "    if not text:\n"
+        "        return None\n"
+        "    return float(len(text))\n"
+        "def isvowel(text):\n"
+        "    if not text:\n"
+        "        return False\n"
+        "    return text in 'aeiou'\n"
+    )
+    iso, _ = family_tests(module.functions["iso2time"], module, 10)
+    assert "isinstance(result, bool)" not in iso[0].code
+    vowel, _ = family_tests(module.functions["isvowel"], module, 10)
+    assert "isinstance(result, bool)" in vowel[0].code
+
+
+def test_no_roundtrip_through_an_inverse_that_returns_more_parts() -> None:
+    module = parse_module(
+        "def encode_value(s):\n"
+        "    return \"''\" + s\n"
+        "def decode_value(s):\n"
+        '    parts = s.split("\'", 2)\n'
+        "    if len(parts) <= 2:\n"
+        "        return None, None, s\n"
+        "    return parts\n"
+    )
+    assert ("encode_value", "decode_value") in inverse_pairs(module)
+    tests, _ = family_tests(module.functions["encode_value"], module, 10)
+    assert "roundtrip" not in [t.family for t in tests]
+
+
+def test_no_equivalence_when_the_base_cannot_be_defined_in_the_module() -> None:
+    module = parse_module(
+        "import re\ndef junk(line, pat=re.compile('#').match):\n    return pat(line) is None\ndel re\n"
+    )
+    base = "def junk(line, pat=re.compile('x').match):\n    return pat(line) is not None\n"
+    assert "equivalence" not in [t.family for t in family_tests(module.functions["junk"], module, 10, base)[0]]
+    kept = parse_module("import re\ndef junk(line, pat=re.compile('#').match):\n    return pat(line) is None\n")
+    assert "equivalence" in [t.family for t in family_tests(kept.functions["junk"], kept, 10, base)[0]]

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analyzers.strategies import guess_from_name, parse_module, strategy_for
+from analyzers.strategies import Strategy, guess_from_name, parse_module, strategy_for
 
 MODULE_SOURCE = """
 from dataclasses import dataclass, field
@@ -194,3 +194,90 @@ def test_usage_in_the_body_types_unannotated_parameters() -> None:
     strategy = strategy_for(None, name="s", usage="bytes")
     assert strategy is not None
     assert strategy.code == "st.binary()"
+
+
+def test_a_handler_that_raises_again_raises_its_types() -> None:
+    module = parse_module(
+        "import zlib\n"
+        "def a(data):\n"
+        "    try:\n"
+        "        return zlib.decompress(data)\n"
+        "    except (OSError, zlib.error):\n"
+        "        if data:\n"
+        "            raise\n"
+        "        return b''\n"
+        "def b(data):\n"
+        "    try:\n"
+        "        return zlib.decompress(data)\n"
+        "    except EOFError as exc:\n"
+        "        raise exc\n"
+        "def c(data):\n"
+        "    try:\n"
+        "        return zlib.decompress(data)\n"
+        "    except EOFError:\n"
+        "        return None\n"
+    )
+    assert module.functions["a"].raises == {"OSError", "zlib.error"}
+    assert module.functions["b"].raises == {"EOFError"}  # the types, not the variable `exc`
+    assert module.functions["c"].raises == frozenset()
+
+
+def test_names_deleted_at_top_level_are_not_bound() -> None:
+    module = parse_module("import re\ndef f(line, pat=re.compile('x').match):\n    return pat(line)\ndel re\n")
+    assert "re" not in module.bound_names
+    assert "f" in module.bound_names
+
+
+def test_usage_of_characters_patterns_and_helpers() -> None:
+    module = parse_module(
+        "import re\n"
+        "def table(code):\n"
+        "    return ord(code) in {1, 2}\n"
+        "def lookup(c):\n"
+        "    return TABLE[ord(c)]\n"
+        "def quote_lines(data):\n"
+        "    return re.sub(r'(?m)^\\.', '..', data)\n"
+        "def raw_lines(data):\n"
+        "    return re.split(rb'\\n', data)\n"
+        "def text(s, encoding):\n"
+        "    return s.decode(encoding)\n"
+        "def number(s):\n"
+        "    return int(text(s, 'ascii'), 8)\n"
+    )
+    assert module.functions["table"].usage == {"code": "char"}
+    assert module.functions["lookup"].usage == {}  # the table's size bounds the characters
+    assert module.functions["quote_lines"].usage == {"data": "str"}
+    assert module.functions["raw_lines"].usage == {"data": "bytes"}
+    assert module.functions["number"].usage == {"s": "bytes"}  # handed on to a same-module function
+    assert strategy_for(None, name="code", usage="char") == Strategy("st.characters()", "str", False)
+
+
+def test_unchecked_constant_indexing_asks_for_a_minimum_length() -> None:
+    module = parse_module(
+        "def first(s):\n"
+        "    return s[0] + s[-2]\n"
+        "def checked(s):\n"
+        "    if not s:\n"
+        "        return None\n"
+        "    return s[0]\n"
+        "def measured(s):\n"
+        "    return s[3] if len(s) > 3 else None\n"
+        "def caught(s):\n"
+        "    try:\n"
+        "        return s[0]\n"
+        "    except IndexError:\n"
+        "        return None\n"
+    )
+    assert module.functions["first"].min_sizes == {"s": 2}
+    assert module.functions["checked"].min_sizes == {}
+    assert module.functions["measured"].min_sizes == {}
+    assert module.functions["caught"].min_sizes == {}
+    assert strategy_for(None, name="s", min_size=2).code == "st.text(min_size=2)"
+    assert strategy_for(None, name="items", min_size=1).code == "st.lists(st.integers(), max_size=20, min_size=1)"
+    assert strategy_for(None, name="n", min_size=1).code == "st.integers(min_value=0, max_value=100)"
+
+
+def test_codec_names_and_error_handlers() -> None:
+    assert strategy_for(None, name="encoding").code == 'st.sampled_from(["utf-8", "latin-1", "ascii"])'
+    assert strategy_for(ast.Name("str"), name="errors").code == 'st.sampled_from(["strict", "replace", "ignore"])'
+    assert strategy_for(ast.Name("str"), name="text").code == "st.text()"
