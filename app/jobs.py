@@ -67,15 +67,23 @@ class PullTarget:
 
     repo: str
     number: int
-    head_sha: str
+    head_sha: str  # "" for a `review` slash command: it reviews whatever the head is when it runs
+    command: bool = False
 
     @property
     def key(self) -> str:
         return f"{self.repo}#{self.number}"
 
 
-def pull_target(delivery: Delivery) -> PullTarget | None:
-    """Parse just enough of a pull_request delivery to serialize reviews per PR; anything else → None."""
+def pull_target(delivery: Delivery, app_slug: str = "diffwise") -> PullTarget | None:
+    """Parse just enough of a delivery to serialize reviews per PR; anything else → None.
+
+    A push (pull_request opened/synchronize/...) and a `/diffwise review` comment on the same PR both
+    review it, so both take the PR's lock: a re-review asked for while a push is being reviewed waits for
+    it instead of posting the same comments a second time.
+    """
+    if delivery.event == "issue_comment":
+        return _command_target(delivery, app_slug)
     if delivery.event != "pull_request":
         return None
     try:
@@ -87,6 +95,24 @@ def pull_target(delivery: Delivery) -> PullTarget | None:
         return PullTarget(str(repo), int(pull["number"]), str(pull["head"]["sha"]))
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
+
+
+def _command_target(delivery: Delivery, app_slug: str) -> PullTarget | None:
+    try:
+        payload = json.loads(delivery.body)
+        if payload.get("action") != "created" or not payload["issue"].get("pull_request"):
+            return None
+        body = payload["comment"]["body"]
+        repo = str(payload["repository"]["full_name"])
+        number = int(payload["issue"]["number"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    from app.commands import parse_command
+
+    command = parse_command(body if isinstance(body, str) else None, app_slug)
+    if command is None or command.name != "review":
+        return None
+    return PullTarget(repo, number, "", command=True)
 
 
 def repo_of(delivery: Delivery) -> str | None:
@@ -322,16 +348,16 @@ class JobQueue:
                 self._retry(delivery, delay, detail)
 
     def _run(self, delivery: Delivery, debounced: bool) -> None:
-        target = pull_target(delivery)
+        target = pull_target(delivery, str(getattr(self.settings, "app_slug", None) or "diffwise"))
         if target is None:
             asyncio.run(self._run_watched(delivery, None))
             self.ledger.finish(delivery.id, "done")
             return
-        if not debounced:
+        if not debounced and not target.command:  # a comment names no head: it never supersedes a push
             self.ledger.note_head(target.key, Head(delivery.received_at, delivery.id))
         if self._superseded(target, delivery):
             return
-        if not debounced and self.policy.debounce > 0:
+        if not debounced and not target.command and self.policy.debounce > 0:
             self._reschedule(delivery, self.policy.debounce, debounced=True)
             return
         if not self.ledger.acquire_lock(target.key, self.owner, self.policy.lease):
@@ -372,7 +398,12 @@ class JobQueue:
         newest = self.ledger.newest(target.key)
         if newest is None or newest.delivery_id == delivery.id or newest.received_at <= delivery.received_at:
             return False
-        log.info("review of %s at %s superseded by delivery %s", target.key, target.head_sha[:12], newest.delivery_id)
+        log.info(
+            "review of %s at %s superseded by delivery %s",
+            target.key,
+            target.head_sha[:12] or "its current head",
+            newest.delivery_id,
+        )
         self.ledger.finish(delivery.id, "superseded")
         return True
 

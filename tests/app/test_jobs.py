@@ -297,6 +297,59 @@ def test_pull_target(event: str, body: bytes, expected: tuple[str, str] | None) 
     assert (None if target is None else (target.key, target.head_sha)) == expected
 
 
+def comment_delivery(delivery_id: str, text: str, at: float, number: int = 7, on_pr: bool = True) -> Delivery:
+    issue: dict[str, object] = {"number": number}
+    if on_pr:
+        issue["pull_request"] = {"url": f"https://api.github.com/repos/octo/repo/pulls/{number}"}
+    body = {"action": "created", "issue": issue, "comment": {"body": text}, "repository": {"full_name": "octo/repo"}}
+    return delivery(delivery_id, "issue_comment", body, at)
+
+
+@pytest.mark.parametrize(
+    ("text", "on_pr", "locks"),
+    [
+        ("/diffwise review", True, True),
+        ("please look again\n/DIFFWISE review --full", True, True),
+        ("@diffwise review", True, True),
+        ("/diffwise explain abcdef12", True, False),
+        ("> /diffwise review", True, False),  # quoting someone else's command never re-runs it
+        ("/diffwise review", False, False),  # an issue, not a PR
+        ("looks good", True, False),
+    ],
+)
+def test_a_review_command_targets_its_pr_lock(text: str, on_pr: bool, locks: bool) -> None:
+    target = pull_target(comment_delivery("c", text, time.time(), on_pr=on_pr))
+    assert (target is not None) == locks
+    if target is not None:
+        assert (target.key, target.head_sha, target.command) == ("octo/repo#7", "", True)
+
+
+def test_a_review_command_waits_for_the_running_review_of_its_pr(make_queue: Callable[..., JobQueue]) -> None:
+    """A push and a `/diffwise review` on one PR never review it at the same time (no duplicate comments)."""
+    rec = Recorder()
+    q = make_queue(rec)
+    assert q.ledger.acquire_lock("octo/repo#7", "push-review", 30)  # a push's review is running
+    q.submit(comment_delivery("again", "/diffwise review", at=time.time()))
+    q.huey.execute(q.huey.dequeue(), FAR_FUTURE)  # no debounce for a command: straight to the lock
+    assert rec.ids == []
+    assert scheduled_delays(q) == [FAST.lock_retry]
+    assert q.ledger.newest("octo/repo#7") is None  # a comment names no head: it supersedes no push
+    q.ledger.release_lock("octo/repo#7", "push-review")
+    drain(q)
+    assert rec.ids == ["again"]
+    assert q.ledger.state("again") == "done"
+    assert q.ledger.acquire_lock("octo/repo#7", "next", 30)  # released after the run
+
+
+def test_other_commands_do_not_wait_for_the_pr_lock(make_queue: Callable[..., JobQueue]) -> None:
+    rec = Recorder()
+    q = make_queue(rec)
+    assert q.ledger.acquire_lock("octo/repo#7", "push-review", 30)
+    q.submit(comment_delivery("explain", "/diffwise explain abcdef12", at=time.time()))
+    drain(q)
+    assert rec.ids == ["explain"]
+
+
 def test_job_log_lines_carry_delivery_and_repo_and_mask_secrets(
     make_queue: Callable[..., JobQueue], job_settings: Settings
 ) -> None:
