@@ -8,7 +8,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from app.dashboard_sessions import SESSION_TTL, StoredSessions
 from app.settings import Settings, read_env_file
 
 if TYPE_CHECKING:  # sqlalchemy (via app.stats) and httpx load on the first dashboard request, not at start
@@ -32,7 +33,6 @@ ADMIN_TOKEN_ENV = "DIFFWISE_ADMIN_TOKEN"
 MIN_TOKEN_LENGTH = 16
 SESSION_COOKIE = "diffwise_dashboard"
 STATE_COOKIE = "diffwise_oauth_state"
-SESSION_TTL = 8 * 3600
 BASE = "/dashboard"
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
@@ -56,31 +56,6 @@ class Viewer:
 
     def may_see(self, repo: str) -> bool:
         return self.repos is None or repo.lower() in self.repos
-
-
-@dataclass
-class Sessions:
-    """Server-side sessions keyed by a random cookie value (cookies carry no data and no token)."""
-
-    ttl: float = SESSION_TTL
-    clock: Callable[[], float] = time.time
-    _items: dict[str, tuple[Viewer, float]] = field(default_factory=dict)
-
-    def create(self, viewer: Viewer) -> str:
-        now = self.clock()
-        self._items = {k: v for k, v in self._items.items() if v[1] > now}
-        key = secrets.token_urlsafe(32)
-        self._items[key] = (viewer, now + self.ttl)
-        return key
-
-    def get(self, key: str | None) -> Viewer | None:
-        item = self._items.get(key or "")
-        if item is None or item[1] <= self.clock():
-            return None
-        return item[0]
-
-    def drop(self, key: str | None) -> None:
-        self._items.pop(key or "", None)
 
 
 def admin_token(environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> str | None:
@@ -357,7 +332,7 @@ class Dashboard:
         self._engine = engine
         self.transport = transport
         self.clock = clock
-        self.sessions = Sessions(clock=clock)
+        self.sessions = StoredSessions(lambda: self.engine, clock=clock)
 
     @property
     def oauth(self) -> bool:
@@ -404,12 +379,13 @@ class Dashboard:
         scheme, _, credential = header.partition(" ")
         if scheme.lower() == "bearer" and self._token_ok(credential.strip()):
             return Viewer("admin", None)
-        return self.sessions.get(request.cookies.get(SESSION_COOKIE))
+        found = self.sessions.get(request.cookies.get(SESSION_COOKIE))
+        return None if found is None else Viewer(found.login, found.repos)
 
     def _with_session(self, response: Response, request: Request, viewer: Viewer) -> Response:
         response.set_cookie(
             SESSION_COOKIE,
-            self.sessions.create(viewer),
+            self.sessions.create(viewer.login, viewer.repos),
             max_age=SESSION_TTL,
             path=BASE,
             httponly=True,

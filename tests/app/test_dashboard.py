@@ -100,6 +100,32 @@ def test_forged_cookie_is_refused(engine: Engine) -> None:
     assert c.get("/dashboard").status_code == 401
 
 
+def test_a_session_is_shared_by_every_web_process_and_ends_everywhere_on_sign_out(engine: Engine) -> None:
+    """Two dashboards on one state database stand for two `diffwise serve` processes behind a load balancer."""
+    first, second = client(engine), client(engine)
+    ok = first.post("/dashboard/login", data={"token": TOKEN})
+    key = ok.cookies[SESSION_COOKIE]
+    second.cookies.set(SESSION_COOKIE, key, path="/dashboard")
+    assert second.get("/dashboard").status_code == 200
+    with engine.connect() as conn:  # only the key's hash is stored: a copy of the database signs no one in
+        stored = [row[0] for row in conn.exec_driver_sql("select key_hash from dashboard_session")]
+    assert len(stored) == 1
+    assert key not in stored
+    assert first.post("/dashboard/logout").status_code == 303
+    assert second.get("/dashboard").status_code == 401
+
+
+def test_sessions_expire(engine: Engine) -> None:
+    now = [NOW]
+    dashboard = Dashboard(Settings.for_tests(), token=TOKEN, engine=engine, clock=lambda: now[0])
+    c = TestClient(Starlette(routes=dashboard.routes()), follow_redirects=False)
+    assert c.post("/dashboard/login", data={"token": TOKEN}).status_code == 303
+    now[0] += 8 * 3600 - 1
+    assert c.get("/dashboard").status_code == 200
+    now[0] += 2
+    assert c.get("/dashboard").status_code == 401
+
+
 def test_filters_by_repo_and_period(engine: Engine) -> None:
     c = client(engine)
     auth = {"Authorization": f"Bearer {TOKEN}"}
