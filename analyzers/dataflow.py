@@ -15,6 +15,8 @@ from enum import IntEnum
 
 from tree_sitter import Language, Node, Query, QueryCursor
 
+from analyzers.languages import NodeIndex
+
 
 class Level(IntEnum):
     LITERAL = 0  # a constant: not attacker-controlled
@@ -363,10 +365,13 @@ class _Assign:
 class Flow:
     """Taint evaluation over one parsed file; create one per file and reuse it for every sink."""
 
-    def __init__(self, spec: LanguageSpec, source: bytes, language: Language | None = None) -> None:
+    def __init__(
+        self, spec: LanguageSpec, source: bytes, language: Language | None = None, nodes: NodeIndex | None = None
+    ) -> None:
         self.spec = spec
         self.source = source
         self.language = language
+        self.nodes = nodes  # the tree's shared node index (the syntax map's), so the file is not walked again
         self._file_nodes: list[Node] | None = None
         self._file_starts: list[int] = []
         self._scopes: dict[int, dict[str, list[_Assign]]] = {}
@@ -707,10 +712,14 @@ class Flow:
 
     def _scope_nodes(self, scope: Node) -> list[Node]:
         """Assignments, calls, functions and Python if/match nodes under `scope`, in source order."""
-        query = _scope_query(self.language, self.spec) if self.language is not None else None
-        if query is None:
-            return _walk(scope)
-        if self._file_nodes is None:  # one query over the whole file, then sliced per scope
+        if self._file_nodes is None and self.nodes is not None:  # the shared index, sliced per scope
+            self._file_nodes = self.nodes.ordered(_scope_kinds(self.spec))
+            self._file_starts = [n.start_byte for n in self._file_nodes]
+        if self._file_nodes is None:
+            query = _scope_query(self.language, self.spec) if self.language is not None else None
+            if query is None:
+                return _walk(scope)
+            # one query over the whole file, then sliced per scope
             found = QueryCursor(query).captures(_root(scope)).get("n", [])
             self._file_nodes = sorted(found, key=lambda n: (n.start_byte, -n.end_byte))
             self._file_starts = [n.start_byte for n in self._file_nodes]
@@ -927,11 +936,8 @@ def _scope_query(language: Language, spec: LanguageSpec) -> Query | None:
     key = (id(language), id(spec))
     if key in _scope_queries:
         return _scope_queries[key]
-    wanted = {*spec.assignments, *spec.calls, *spec.functions}
-    if spec is PYTHON:
-        wanted |= {"if_statement", "match_statement"}
     kinds = []
-    for kind in sorted(wanted):
+    for kind in sorted(_scope_kinds(spec)):
         try:
             Query(language, f"({kind}) @n")
         except Exception:  # a node type this grammar version does not have
@@ -940,6 +946,12 @@ def _scope_query(language: Language, spec: LanguageSpec) -> Query | None:
     query = Query(language, "[" + " ".join(kinds) + "] @n") if kinds else None
     _scope_queries[key] = query
     return query
+
+
+def _scope_kinds(spec: LanguageSpec) -> frozenset[str]:
+    """The node kinds the scope index reads: assignments, calls, functions and Python's if/match."""
+    kinds = frozenset({*spec.assignments, *spec.calls, *spec.functions})
+    return (kinds | {"if_statement", "match_statement"}) if spec is PYTHON else kinds
 
 
 def _walk(scope: Node) -> list[Node]:

@@ -7,9 +7,11 @@ import logging
 import os
 import re
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import attrgetter
 
-from tree_sitter import Language, Parser
+from tree_sitter import Language, Node, Parser, Query, QueryCursor
 
 log = logging.getLogger(__name__)
 
@@ -209,3 +211,111 @@ def new_parser(lang: str) -> Parser | None:
     """A fresh Parser (parsers are not thread-safe; languages are)."""
     language = get_language(lang)
     return Parser(language) if language is not None else None
+
+
+# ---- one walk per tree, shared by every analyzer ----------------------------------------------------
+
+_kinds_lock = threading.Lock()
+_index_kinds: dict[str, set[str]] = {}  # language -> node kinds any consumer has asked a NodeIndex for
+_kinds_queries: dict[tuple[str, frozenset[str]], tuple[Query | None, tuple[str, ...]]] = {}
+
+
+def _kinds_query(lang: str, kinds: frozenset[str]) -> tuple[Query | None, tuple[str, ...]]:
+    """One query capturing every named node of these kinds, kind i under capture "k<i>" (compiled once per
+    language and kind set), and the kinds it covers; kinds the grammar lacks (or supertypes, which would
+    capture their subtypes) are left out."""
+    key = (lang, kinds)
+    found = _kinds_queries.get(key)
+    if found is not None:
+        return found
+    language = get_language(lang)
+    query: Query | None = None
+    known: tuple[str, ...] = ()
+    if language is not None:
+        supertypes = {language.node_kind_for_id(i) for i in language.supertypes}
+        known = tuple(sorted(k for k in kinds if k not in supertypes and language.id_for_node_kind(k, True)))
+        if known:
+            try:
+                query = _alternation(language, known)
+            except Exception:  # a kind the grammar lists but a query cannot name: keep those that compile
+                known = tuple(k for k in known if _compiles(language, k))
+                query = _alternation(language, known) if known else None
+    with _kinds_lock:
+        _kinds_queries[key] = (query, known)
+    return query, known
+
+
+def _alternation(language: Language, kinds: tuple[str, ...]) -> Query:
+    return Query(language, "[" + " ".join(f"({k}) @k{i}" for i, k in enumerate(kinds)) + "]")
+
+
+def _compiles(language: Language, kind: str) -> bool:
+    try:
+        Query(language, f"({kind}) @n")
+    except Exception:
+        return False
+    return True
+
+
+_START = attrgetter("start_byte")
+_END = attrgetter("end_byte")
+
+
+def _document_order(nodes: list[Node]) -> None:
+    """Sort in place by start byte, the outer of two nodes starting together first (ties keep their order).
+
+    Two stable sorts with C key functions: several times faster than one with a (start, -end) tuple key.
+    """
+    nodes.sort(key=_END, reverse=True)
+    nodes.sort(key=_START)
+
+
+class NodeIndex:
+    """The named nodes of one tree, by kind, found in C by one query that every analyzer shares.
+
+    Each analyzer asks for the kinds it reads (`by_kind`, `ordered`). The kinds asked for so far in any
+    file of the language are fetched together, so from the second file on a tree is walked once in all,
+    not once per analyzer. Lists are in document order; treat them as read-only. Safe to share between
+    threads (a lost race costs a second walk, never a partial list).
+    """
+
+    def __init__(self, root: Node, lang: str) -> None:
+        self.root = root
+        self.lang = lang
+        self._kinds: dict[str, list[Node]] = {}
+        self._ordered: dict[frozenset[str], list[Node]] = {}
+
+    def by_kind(self, kinds: Iterable[str]) -> dict[str, list[Node]]:
+        """Nodes of each of these kinds (a kind without nodes, or unknown to the grammar: an empty list)."""
+        kinds = tuple(kinds)
+        index = self._kinds
+        if any(k not in index for k in kinds):
+            self._fetch(kinds)
+        return {k: index[k] for k in kinds}
+
+    def ordered(self, kinds: Iterable[str]) -> list[Node]:
+        """Nodes of these kinds together, by (start byte, outermost first): a pre-order of the tree."""
+        key = frozenset(kinds)
+        found = self._ordered.get(key)
+        if found is None:
+            found = [n for nodes in self.by_kind(sorted(key)).values() for n in nodes]
+            _document_order(found)
+            self._ordered[key] = found
+        return found
+
+    def _fetch(self, kinds: tuple[str, ...]) -> None:
+        with _kinds_lock:
+            wanted = _index_kinds.setdefault(self.lang, set())
+            wanted.update(kinds)
+            missing = frozenset(k for k in wanted if k not in self._kinds)
+        query, known = _kinds_query(self.lang, missing)
+        fetched: dict[str, list[Node]] = {k: [] for k in missing}
+        if query is not None:
+            captures = QueryCursor(query).captures(self.root)
+            for i, kind in enumerate(known):
+                nodes = captures.get(f"k{i}")
+                if nodes:
+                    _document_order(nodes)  # the cursor's order is not document order
+                    fetched[kind] = nodes
+        for kind, nodes in fetched.items():
+            self._kinds.setdefault(kind, nodes)  # a thread that got here first keeps its (identical) list

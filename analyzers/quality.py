@@ -14,8 +14,8 @@ from tree_sitter import Node, Tree
 
 from analyzers.base import AnalyzerContext, Confidence, FilterMode, Finding, Fix, Severity
 from analyzers.diff import ChangeSet
-from analyzers.languages import detect_language, new_parser
-from analyzers.metrics import FunctionInfo, body_kinds, functions, iter_nodes, nodes_of_types, supported
+from analyzers.languages import NodeIndex, detect_language, new_parser
+from analyzers.metrics import FunctionInfo, body_kinds, functions, iter_nodes, supported
 from analyzers.testmap import TestIndex, is_test_path
 
 NAME = "quality"
@@ -29,7 +29,6 @@ DEFAULTS: Mapping[str, int] = {
 MAX_SOURCE_BYTES = 1_000_000
 JS_LANGS = frozenset({"javascript", "typescript", "tsx"})
 COMMENT_TYPES = frozenset({"comment", "line_comment", "block_comment"})
-_WANTED_TYPES: dict[str, set[str]] = {}  # language -> node types the rules have asked for (one query per file)
 
 
 @dataclass(frozen=True)
@@ -52,10 +51,7 @@ class Source:
     def functions(self) -> list[FunctionInfo]:
         if not supported(self.lang):
             return []
-        kinds = body_kinds(self.lang)
-        self._capture(kinds)
-        body = [n for t in kinds for n in self._captured.get(t, ())]
-        body.sort(key=lambda n: (n.start_byte, -n.end_byte))
+        body = self._nodes.ordered(body_kinds(self.lang))
         return functions(self.tree.root_node, self.lang, self.data, self.within, body=body)
 
     def line(self, n: int) -> str:
@@ -97,24 +93,13 @@ class Source:
         return self.in_scope
 
     @cached_property
-    def _captured(self) -> dict[str, list[Node]]:
-        """Named nodes of the whole tree by type, filled by `_capture`."""
-        return {}
-
-    def _capture(self, types: Iterable[str]) -> None:
-        """Fill `_captured` for these types with one query (the walk runs in C), together with every type
-        the rules asked for in earlier files of this language, so a file is walked once, not once per rule."""
-        index = self._captured
-        types = tuple(types)
-        if all(t in index for t in types):
-            return
-        wanted = _WANTED_TYPES.setdefault(self.lang, set())
-        wanted.update(types)
-        missing = [t for t in sorted(wanted) if t not in index]
-        for t in missing:
-            index[t] = []
-        for node in nodes_of_types(self.tree.root_node, self.lang, missing):
-            index.setdefault(node.type, []).append(node)
+    def _nodes(self) -> NodeIndex:
+        """Named nodes of the whole tree by kind: the syntax map's index of this tree when there is one (the
+        walk runs in C, once per file for every analyzer), else one of this Source's own."""
+        shared = getattr(self.syntax, "nodes", None)
+        if isinstance(shared, NodeIndex) and getattr(self.syntax, "tree", None) is self.tree:
+            return shared
+        return NodeIndex(self.tree.root_node, self.lang)
 
     @cached_property
     def _by_type(self) -> dict[str, list[Node]]:
@@ -126,11 +111,11 @@ class Source:
         index = self._by_type
         missing = [t for t in types if t not in index]
         if missing:
-            self._capture(missing)
+            captured = self._nodes.by_kind(missing)
             within = self.within
             for t in missing:
                 # an ancestor's range holds the node's, so the ancestors are in scope whenever the node is
-                found = self._captured.get(t, [])
+                found = captured[t]
                 index[t] = (
                     found
                     if within is None

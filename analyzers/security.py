@@ -14,7 +14,7 @@ from analyzers.base import AnalyzerContext, Confidence, Finding, Fix
 from analyzers.dataflow import SPECS, Flow, Level, Value, join
 from analyzers.diff import FileStatus
 from analyzers.filtering import in_scope, lines_in_scope
-from analyzers.languages import detect_language, get_language, new_parser
+from analyzers.languages import NodeIndex, detect_language, get_language, new_parser
 from analyzers.rulepack import CompiledPack, Condition, Rule, RuleMatch, pack_for, render
 from analyzers.secrets import redact
 
@@ -55,8 +55,9 @@ class SecurityAnalyzer:
 
     def _file(self, ctx: AnalyzerContext, path: str, lines: frozenset[int] | None) -> list[Finding]:
         fs = ctx.syntax.get(path) if ctx.syntax is not None else None
+        nodes: NodeIndex | None = None
         if fs is not None and fs.tree is not None and fs.language is not None:
-            source, tree, language = fs.source, fs.tree, fs.language
+            source, tree, language, nodes = fs.source, fs.tree, fs.language, fs.nodes
         else:
             text = ctx.read_file(path)
             if text is None:
@@ -74,7 +75,7 @@ class SecurityAnalyzer:
                     return sym.qualname
             return qualname(node, source)
 
-        return scan_tree(path, source, tree, language, lines=lines, symbol_at=symbol_at)
+        return scan_tree(path, source, tree, language, lines=lines, symbol_at=symbol_at, nodes=nodes)
 
 
 def scan_source(path: str, text: str, language: str | None = None) -> list[Finding]:
@@ -95,12 +96,14 @@ def scan_tree(
     *,
     lines: frozenset[int] | None = None,
     symbol_at: Callable[[int, Node], str | None] | None = None,
+    nodes: NodeIndex | None = None,
 ) -> list[Finding]:
+    """Findings of the language's rule pack in `tree`; `nodes`: the tree's shared node index, if it has one."""
     compiled = pack_for(language)
     spec = SPECS.get(language)
     if compiled is None or compiled.query is None or spec is None or len(source) > MAX_BYTES:
         return []
-    flow = Flow(spec, source, get_language(language))
+    flow = Flow(spec, source, get_language(language), nodes or NodeIndex(tree.root_node, language))
     ranges = _byte_ranges(source, lines) if lines is not None else None
     out: list[Finding] = []
     seen: Counter[tuple[str, str | None, str]] = Counter()

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
 
-from tree_sitter import Node, Query, QueryCursor, Tree
+from tree_sitter import Node, Tree
 
 from analyzers.base import Confidence, Finding, Severity
 from analyzers.diff import ChangedFile, ChangeSet, FileStatus, LineKind
-from analyzers.languages import detect_language, get_language, new_parser
+from analyzers.languages import NodeIndex, detect_language, new_parser
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,8 @@ class FileSyntax:
     symbols: tuple[Symbol, ...] = ()  # ordered by start line, parents before children
     errors: tuple[SyntaxIssue, ...] = ()
     parent_index: tuple[int, ...] = field(default=(), repr=False, compare=False)  # -1 for top level
+    # the tree's nodes by kind, one walk shared by the analyzers (None with no tree)
+    nodes: NodeIndex | None = field(default=None, repr=False, compare=False)
 
     @cached_property
     def _innermost(self) -> list[int]:
@@ -204,7 +206,7 @@ def build_syntax_map(
         if fs.tree is not None:
             kept += len(fs.source)
             if kept > tree_budget_bytes:
-                fs = dataclasses.replace(fs, tree=None)
+                fs = dataclasses.replace(fs, tree=None, nodes=None)
         files[changed.path] = fs
     if kept > tree_budget_bytes:
         log.info("syntax map: %d bytes of source exceed the tree budget; later files keep no tree", kept)
@@ -237,14 +239,15 @@ def parse_file(path: str, text: str, language: str | None = None) -> FileSyntax:
         if cpp_tree is not None and len(_syntax_issues(cpp_tree)) < len(_syntax_issues(tree)):
             lang, tree = "cpp", cpp_tree
     spec = _SPECS.get(lang)  # no spec (YAML, ...): a tree but no symbols
-    symbols, parents = _Extractor(lang, spec, source).run(tree) if spec is not None else ((), ())
+    nodes = NodeIndex(tree.root_node, lang)
+    symbols, parents = _Extractor(lang, spec, source).run(nodes) if spec is not None else ((), ())
     errors = _syntax_issues(tree) if tree.root_node.has_error else ()
     if errors and lang == "javascript":
         # Flow- or TypeScript-annotated .js is valid to its authors' toolchain: not a parse error to report
         tsx = new_parser("tsx")
         if tsx is not None and not tsx.parse(source).root_node.has_error:
             errors = ()
-    return FileSyntax(path, lang, source, tree, symbols, errors, parents)
+    return FileSyntax(path, lang, source, tree, symbols, errors, parents, nodes)
 
 
 # ---- per-language knowledge -------------------------------------------------------------------------
@@ -391,7 +394,6 @@ _VAR_POSITIONAL = frozenset(
 _VAR_KEYWORD = frozenset({"dictionary_splat_pattern", "hash_splat_parameter"})
 _PARAM_SKIP = frozenset({"comment", "block_comment", "line_comment", "self_parameter", "receiver_parameter"})
 _COMMENT_PREFIXES = ("#", "//", "/*", "*")
-_queries: dict[str, Query] = {}
 
 
 def _text(node: Node | None) -> str:
@@ -399,18 +401,6 @@ def _text(node: Node | None) -> str:
         return ""
     data = node.text
     return data.decode("utf-8", "replace") if data is not None else ""
-
-
-def _query(lang: str, spec: _Spec) -> Query:
-    query = _queries.get(lang)
-    if query is None:
-        language = get_language(lang)
-        assert language is not None
-        types = spec.classes | spec.functions | spec.named_values | spec.methods
-        valid = sorted(t for t in types if language.id_for_node_kind(t, True))
-        query = Query(language, "[" + " ".join(f"({t})" for t in valid) + "] @def")
-        _queries[lang] = query
-    return query
 
 
 def _end_line(node: Node) -> int:
@@ -428,9 +418,9 @@ class _Extractor:
         self.spec = spec
         self.source = source
 
-    def run(self, tree: Tree) -> tuple[tuple[Symbol, ...], tuple[int, ...]]:
-        captures = QueryCursor(_query(self.lang, self.spec)).captures(tree.root_node).get("def", [])
-        captures.sort(key=lambda n: (n.start_byte, -n.end_byte))
+    def run(self, nodes: NodeIndex) -> tuple[tuple[Symbol, ...], tuple[int, ...]]:
+        spec = self.spec
+        captures = nodes.ordered(spec.classes | spec.functions | spec.named_values | spec.methods)
         by_id: dict[int, int] = {}
         symbols: list[Symbol] = []
         parents: list[int] = []

@@ -5,9 +5,18 @@ from __future__ import annotations
 import logging
 
 import pytest
+from tree_sitter import Node
 
 from analyzers import languages
-from analyzers.languages import GRAMMARS, Grammar, detect_language, get_language, has_grammar, new_parser
+from analyzers.languages import (
+    GRAMMARS,
+    Grammar,
+    NodeIndex,
+    detect_language,
+    get_language,
+    has_grammar,
+    new_parser,
+)
 from analyzers.syntax import parse_file
 
 
@@ -116,3 +125,57 @@ def test_unknown_language_has_no_grammar() -> None:
 @pytest.mark.parametrize("path", ["app/views/x.html.erb", "app/assets/a.js.erb", "legacy/defs.inc"])
 def test_templates_and_ambiguous_includes_are_not_parsed_as_code(path: str) -> None:
     assert detect_language(path) is None  # parsing ERB as Ruby would report every template as broken
+
+
+NESTED_PY = """\
+def outer(x):
+    y = f(g(x))
+    def inner():
+        return h(y)
+    if y:
+        z = [k(i) for i in y]
+    return inner
+
+class C:
+    def m(self):
+        return self.n().o()
+"""
+
+
+def _walk(root: Node) -> list[Node]:
+    out: list[Node] = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        out.append(node)
+        stack.extend(reversed(node.children))
+    return out
+
+
+def test_node_index_matches_a_walk_of_the_tree() -> None:
+    parser = new_parser("python")
+    assert parser is not None
+    tree = parser.parse(NESTED_PY.encode())
+    walked = [n for n in _walk(tree.root_node) if n.is_named]
+    index = NodeIndex(tree.root_node, "python")
+    kinds = ("call", "function_definition", "assignment", "no_such_kind")
+    found = index.by_kind(kinds)
+    assert set(found) == set(kinds)
+    for kind in kinds:
+        assert found[kind] == [n for n in walked if n.type == kind]  # document order
+    assert found["no_such_kind"] == []
+    # several kinds together: pre-order, the outer of two nodes starting at one byte first (self.n().o())
+    ordered = index.ordered({"call", "function_definition", "class_definition"})
+    assert ordered == [n for n in walked if n.type in ("call", "function_definition", "class_definition")]
+    assert index.ordered({"call", "function_definition", "class_definition"}) is ordered  # computed once
+
+
+def test_node_index_fetches_kinds_asked_for_in_earlier_files_in_one_walk() -> None:
+    parser = new_parser("python")
+    assert parser is not None
+    first = NodeIndex(parser.parse(NESTED_PY.encode()).root_node, "python")
+    first.by_kind(["lambda"])
+    second = NodeIndex(parser.parse(b"f = lambda: g()\n").root_node, "python")
+    second.by_kind(["call"])
+    assert "lambda" in second._kinds  # fetched with "call", so asking for it costs no second walk
+    assert [n.type for n in second.by_kind(["lambda"])["lambda"]] == ["lambda"]
