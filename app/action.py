@@ -131,6 +131,24 @@ def github_client(token: str, api_url: str) -> Any:
     )
 
 
+def head_checkout(repo: Path, sha: str, policy: Any, scratch: Path, notes: list[str]) -> Path | None:
+    """The head commit exported with `git archive` when the policy opts in to running tests (tests.verify).
+
+    actions/checkout leaves the merge commit in the work tree for pull_request events, so the head is
+    exported from git, never read from the work tree.
+    """
+    tests = getattr(policy, "tests", None)
+    if not (getattr(tests, "enabled", True) and getattr(tests, "verify", False)):
+        return None
+    from app.checkout import CheckoutError, git_checkout
+
+    try:
+        return git_checkout(repo, sha, scratch)
+    except CheckoutError as exc:
+        notes.append(f"Suggested tests were not run (tests.verify): {exc}.")
+        return None
+
+
 async def review_and_publish(
     repo: Path, event: PullEvent, env: Mapping[str, str], args: argparse.Namespace, gh: Any = None
 ) -> tuple[Any, Any]:
@@ -138,19 +156,28 @@ async def review_and_publish(
     changeset = changeset_for(repo, event)
     policy, policy_messages = load_base_policy(repo, event.base_sha)
     llm, llm_note = make_llm(args.no_llm, policy)
-    inp = ReviewInput(
-        changeset=changeset,
-        read_head=GitReader(repo, event.head_sha),
-        read_base=GitReader(repo, event.base_sha),
-        policy=policy,
-        llm=llm,
-        pr=PullInfo(
-            event.owner, event.repo, event.number, event.title, event.body, event.base_sha, event.head_sha, event.author
-        ),
-        gitattributes=GitReader(repo, event.head_sha)(".gitattributes"),
-    )
-    review = await pipeline.run_review(inp)
     notes = [*(f"policy: {m}" for m in policy_messages), *([llm_note] if llm_note else [])]
+    with tempfile.TemporaryDirectory(prefix="diffwise-head-") as scratch:
+        inp = ReviewInput(
+            changeset=changeset,
+            read_head=GitReader(repo, event.head_sha),
+            read_base=GitReader(repo, event.base_sha),
+            policy=policy,
+            llm=llm,
+            pr=PullInfo(
+                event.owner,
+                event.repo,
+                event.number,
+                event.title,
+                event.body,
+                event.base_sha,
+                event.head_sha,
+                event.author,
+            ),
+            gitattributes=GitReader(repo, event.head_sha)(".gitattributes"),
+            checkout=head_checkout(repo, event.head_sha, policy, Path(scratch), notes),
+        )
+        review = await pipeline.run_review(inp)
     if notes:
         review = replace(review, notes=(*notes, *review.notes))
     if args.no_publish:

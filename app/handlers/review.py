@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from analyzers.base import Severity
@@ -122,6 +124,27 @@ async def review_pull(
         raise
 
 
+async def verification_checkout(
+    ctx: Context, policy: Any, pr: PullRequest, scratch: Path, notes: list[str]
+) -> Path | None:
+    """The head's files on disk when the policy opts in to running suggested tests (tests.verify), else None.
+
+    Only then is PR code fetched to run; a failure to fetch it skips verification with a note, never the review.
+    """
+    tests = getattr(policy, "tests", None)
+    if not (getattr(tests, "enabled", True) and getattr(tests, "verify", False)):
+        return None
+    from app.checkout import CheckoutError, fetch_github_checkout
+
+    source = ctx.source
+    try:
+        return await fetch_github_checkout(ctx.gh, source.owner, source.repo, pr.head.sha, scratch)
+    except CheckoutError as exc:
+        ctx.log.warning("test verification skipped for #%s: %s", pr.number, exc)
+        notes.append(f"Suggested tests were not run (tests.verify): {exc}.")
+        return None
+
+
 async def _review_and_publish(
     ctx: Context,
     pr: PullRequest,
@@ -152,17 +175,20 @@ async def _review_and_publish(
     # Base versions only feed test synthesis (modified-vs-added, the equivalence oracle): a few files at most.
     max_functions = int(getattr(getattr(policy, "tests", None), "max_functions", 5) or 5)
     base_reader = LazyReader(source, pr.base.sha, asyncio.get_running_loop(), limit=2 * max_functions)
-    review = await run_review(
-        ReviewInput(
-            changeset=changeset,
-            read_head=contents.get,
-            read_base=base_reader,
-            policy=policy,
-            pr=pull_info(owner, repo, pr),
-            llm=make_llm(ctx.settings, policy),
-            llm_paths=llm_paths,
+    with tempfile.TemporaryDirectory(prefix="diffwise-head-") as scratch:
+        checkout = await verification_checkout(ctx, policy, pr, Path(scratch), notes)
+        review = await run_review(
+            ReviewInput(
+                changeset=changeset,
+                read_head=contents.get,
+                read_base=base_reader,
+                policy=policy,
+                pr=pull_info(owner, repo, pr),
+                llm=make_llm(ctx.settings, policy),
+                llm_paths=llm_paths,
+                checkout=checkout,
+            )
         )
-    )
     await publisher.progress("analyze + LLM")
     review, demoted = apply_feedback(ctx.settings, repo_key, pr.number, policy, review, pr_state)
     check_failure = "invalid .github/diffwise.yml" if policy_errors else None

@@ -200,3 +200,20 @@ def test_a_read_only_token_still_writes_sarif(
     assert "GitHub refused to post the review (404)" in capsys.readouterr().err
     assert json.loads(sarif.read_text())["runs"][0]["results"]
     assert workflow.repo.reviews == []
+
+
+def test_verification_exports_the_head_commit_only_when_the_policy_opts_in(workflow: Workflow, tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    notes: list[str] = []
+    git(workflow.checkout, "checkout", "-q", "main")  # like actions/checkout's merge commit: not the head
+    off = SimpleNamespace(tests=SimpleNamespace(enabled=True, verify=False))
+    assert action.head_checkout(workflow.checkout, workflow.head_sha, off, tmp_path / "a", notes) is None
+    on = SimpleNamespace(tests=SimpleNamespace(enabled=True, verify=True))
+    root = action.head_checkout(workflow.checkout, workflow.head_sha, on, tmp_path / "b", notes)
+    assert root is not None
+    assert (root / "app" / "run.py").read_text() == HEAD["app/run.py"]
+    assert not (workflow.checkout / "app" / "run.py").exists()  # the work tree was not touched
+    assert action.head_checkout(workflow.checkout, "0" * 40, on, tmp_path / "c", notes) is None
+    assert notes
+    assert notes[0].startswith("Suggested tests were not run (tests.verify): git archive")

@@ -181,6 +181,21 @@ class Delivery:
     redelivery: bool = False
 
 
+def tarball(files: dict[str, bytes], *, top: str | None = None) -> bytes:
+    """A gzipped tar of `files` under one top-level directory, as GitHub's archive host serves a commit."""
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in sorted(files.items()):
+            info = tarfile.TarInfo(f"{top}/{name}" if top else name)
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
 def _sha(material: str) -> str:
     import hashlib
 
@@ -260,6 +275,7 @@ class FakeGitHub:
         self.redelivered: list[int] = []
         self.faults: list[Fault] = []
         self.pending_comments: dict[int, list[dict[str, Any]]] = {}  # PENDING review id → its comments
+        self.archive_tokens: dict[str, str] = {}  # one-time archive-host token → "owner/repo/sha"
         self._ids = itertools.count(1000)
         self._lock = threading.Lock()
         self._routes: list[tuple[str, re.Pattern[str], str, Handler]] = []
@@ -406,6 +422,8 @@ class FakeGitHub:
         R("POST", repo + r"/issues/comments/(?P<cid>\d+)/reactions", "token", self._react_issue_comment)
         R("POST", repo + r"/issues/(?P<n>\d+)/reactions", "token", self._react_issue)
         R("GET", repo + r"/contents/(?P<path>.+)", "token", self._get_contents)
+        R("GET", repo + r"/tarball/(?P<ref>[^/]+)", "token", self._tarball)
+        R("GET", r"/_codeload/(?P<token>[^/]+)/legacy\.tar\.gz", "none", self._codeload)
         R("GET", repo + r"/compare/(?P<base>.+)\.\.\.(?P<head>[^/]+)", "token", self._compare)
         R("GET", repo + r"/collaborators/(?P<user>[^/]+)/permission", "token", self._permission)
         R("POST", repo + r"/check-runs", "token", self._create_check_run)
@@ -480,6 +498,8 @@ class FakeGitHub:
         return _error(fault.status, message, headers=headers)
 
     def _authorize(self, request: Request, kind: str, params: dict[str, str]) -> Response | None:
+        if kind == "none":
+            return None  # the archive host: the signed URL is the credential
         header = request.headers.get("authorization", "")
         scheme, _, credential = header.partition(" ")
         if kind == "jwt":
@@ -1038,6 +1058,25 @@ class FakeGitHub:
                 "content": "" if too_big else base64.encodebytes(content).decode(),
             }
         )
+
+    async def _tarball(self, request: Request, body: Any, owner: str, repo: str, ref: str) -> Response:
+        """GitHub answers 302 to its archive host with a short-lived signed URL (codeload.github.com)."""
+        r = self._repo(owner, repo)
+        sha = r.refs.get(ref, ref)
+        if r.trees.get(sha) is None:
+            return _error(404, "Not Found")
+        token = secrets.token_urlsafe(16)
+        self.archive_tokens[token] = f"{r.full_name}/{sha}"
+        return Response(status_code=302, headers={"Location": self._url(request, f"/_codeload/{token}/legacy.tar.gz")})
+
+    async def _codeload(self, request: Request, body: Any, token: str) -> Response:
+        target = self.archive_tokens.pop(token, None)  # one use, like GitHub's signed archive URLs
+        if target is None:
+            return _error(404, "Not Found")
+        full_name, sha = target.rsplit("/", 1)
+        r = self.repos[full_name.lower()]
+        data = tarball(r.trees[sha], top=f"{r.owner}-{r.name}-{sha[:7]}")
+        return Response(data, media_type="application/x-gzip")
 
     async def _compare(self, request: Request, body: Any, owner: str, repo: str, base: str, head: str) -> Response:
         r = self._repo(owner, repo)
