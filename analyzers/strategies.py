@@ -417,9 +417,6 @@ def _min_sizes(params: set[str], nodes: list[ast.AST]) -> dict[str, int]:
     checked: set[str] = set()
     needed: dict[str, int] = {}
     for n in nodes:
-        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("len", "bool") and n.args:
-            if isinstance(n.args[0], ast.Name):
-                checked.add(n.args[0].id)
         tests: list[ast.expr] = []
         if isinstance(n, ast.If | ast.While | ast.IfExp | ast.Assert):
             tests.append(n.test)
@@ -431,7 +428,8 @@ def _min_sizes(params: set[str], nodes: list[ast.AST]) -> dict[str, int]:
             tests += [n.left, *n.comparators]
         elif isinstance(n, ast.comprehension):
             tests += n.ifs
-        checked.update(t.id for t in tests if isinstance(t, ast.Name))
+        for test in tests:  # `if s`, `not s`, `s == ""`, `len(s) > 3`, `if len(s)`: a check of the length
+            checked.update(_length_checked(test))
         if (
             isinstance(n, ast.Subscript)
             and isinstance(n.ctx, ast.Load)
@@ -443,6 +441,17 @@ def _min_sizes(params: set[str], nodes: list[ast.AST]) -> dict[str, int]:
             if isinstance(index, int):
                 needed[n.value.id] = max(needed.get(n.value.id, 0), index + 1 if index >= 0 else -index)
     return {name: size for name, size in needed.items() if name not in checked}
+
+
+def _length_checked(test: ast.expr) -> set[str]:
+    if isinstance(test, ast.Name):
+        return {test.id}
+    out: set[str] = set()
+    for n in ast.walk(test):
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("len", "bool") and n.args:
+            if isinstance(n.args[0], ast.Name):
+                out.add(n.args[0].id)
+    return out
 
 
 def _is_int_literal(node: ast.expr) -> bool:

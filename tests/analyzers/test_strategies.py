@@ -262,6 +262,11 @@ def test_unchecked_constant_indexing_asks_for_a_minimum_length() -> None:
         "    return s[0]\n"
         "def measured(s):\n"
         "    return s[3] if len(s) > 3 else None\n"
+        "def counted(s):\n"
+        "    n = 0\n"
+        "    for i in range(len(s) - 1):\n"
+        "        n += s[i + 1]\n"
+        "    return n if s[0] else -n\n"
         "def caught(s):\n"
         "    try:\n"
         "        return s[0]\n"
@@ -272,6 +277,7 @@ def test_unchecked_constant_indexing_asks_for_a_minimum_length() -> None:
     assert module.functions["checked"].min_sizes == {}
     assert module.functions["measured"].min_sizes == {}
     assert module.functions["caught"].min_sizes == {}
+    assert module.functions["counted"].min_sizes == {"s": 1}  # len(s) in a range() is no check of it
     assert strategy_for(None, name="s", min_size=2).code == "st.text(min_size=2)"
     assert strategy_for(None, name="items", min_size=1).code == "st.lists(st.integers(), max_size=20, min_size=1)"
     assert strategy_for(None, name="n", min_size=1).code == "st.integers(min_value=0, max_value=100)"
