@@ -349,6 +349,7 @@ _SCRIPT_DIRS = frozenset({"scripts", "script", "bin", "tools", "examples", "exam
 _SCRIPT_FILES = frozenset(
     {"__main__.py", "cli.py", "manage.py", "setup.py", "conftest.py", "noxfile.py", "fabfile.py", "tasks.py"}
 )
+_CLI_MODULES = ("argparse", "click", "typer", "fire", "docopt", "rich.console")
 _CLI_IMPORT = re.compile(r"^\s*(import|from)\s+(argparse|click|typer|fire|docopt|rich\.console)\b", re.M)
 _MAIN_GUARD = re.compile(r"""^if\s+__name__\s*==\s*['"]__main__['"]\s*:""", re.M)
 
@@ -374,7 +375,13 @@ def _is_script(src: Source) -> bool:
         return True
     if any(p in _SCRIPT_DIRS for p in parts[:-1]):
         return True
-    return src.text.startswith("#!") or bool(_MAIN_GUARD.search(src.text) or _CLI_IMPORT.search(src.text))
+    text = src.text
+    if text.startswith("#!"):
+        return True
+    # the regexes run over the whole file: only when the words they need are in it (a substring test is ~free)
+    if "__main__" in text and _MAIN_GUARD.search(text):
+        return True
+    return any(m in text for m in _CLI_MODULES) and _CLI_IMPORT.search(text) is not None
 
 
 def _statements(block: Node | None) -> list[Node]:

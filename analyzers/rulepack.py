@@ -6,7 +6,7 @@ import bisect
 import re
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -195,6 +195,7 @@ class CompiledPack:
     query: Query | None
     owners: tuple[int, ...]  # pattern index -> index into pack.rules
     sanitizers: dict[str, re.Pattern[str]]
+    _rule_sanitizers: dict[str, re.Pattern[str] | None] = field(default_factory=dict, repr=False, compare=False)
 
     def run(self, tree: Tree, byte_ranges: list[tuple[int, int]] | None = None) -> Iterator[RuleMatch]:
         """Matches of every enabled rule, over the whole tree or only the given byte ranges."""
@@ -219,7 +220,11 @@ class CompiledPack:
     def sanitizer_pattern(self, rule: Rule) -> re.Pattern[str] | None:
         if rule.taint is None or not rule.taint.sanitizers:
             return None
-        return re.compile("|".join(f"(?:{self.pack.sanitizers[n]})" for n in rule.taint.sanitizers))
+        cached = self._rule_sanitizers.get(rule.id)  # asked once per match: build the alternation once per rule
+        if cached is None:
+            cached = re.compile("|".join(f"(?:{self.pack.sanitizers[n]})" for n in rule.taint.sanitizers))
+            self._rule_sanitizers[rule.id] = cached
+        return cached
 
 
 def compile_pack(pack: RulePack, language: str) -> CompiledPack:
