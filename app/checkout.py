@@ -33,10 +33,12 @@ async def fetch_github_checkout(
     gh: Any, owner: str, repo: str, sha: str, parent: Path, limits: CheckoutLimits | None = None
 ) -> Path:
     """Download and extract the tarball of `sha` under `parent`; returns the repository root."""
+    import asyncio
+
     import httpx
 
     limits = limits or CheckoutLimits()
-    parent.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(parent.mkdir, parents=True, exist_ok=True)
     archive = parent / "head.tar.gz"
     received = 0
     try:
@@ -56,7 +58,8 @@ async def fetch_github_checkout(
                         out.write(chunk)
     except httpx.HTTPError as exc:
         raise CheckoutError(f"downloading the head's tarball failed: {type(exc).__name__}") from exc
-    return extract_archive(archive, parent / "head", limits, strip_top=True)
+    # unpacking a repository takes a while: off the event loop, which serves other reviews meanwhile
+    return await asyncio.to_thread(extract_archive, archive, parent / "head", limits, strip_top=True)
 
 
 def git_checkout(repo: Path, sha: str, parent: Path, limits: CheckoutLimits | None = None) -> Path:

@@ -18,6 +18,7 @@ from analyzers.base import Confidence, Finding, Fix, Severity, normalize_code
 from analyzers.diff import ChangedFile, ChangeSet
 from app import prompts
 from app.audit import AuditEntry, AuditLog
+from app.cost_meter import CostMeter
 from app.llm import LLMClient, LLMConfig, LLMUnavailable, prewarm
 from app.llm_context import (
     MAX_PR_BODY_CHARS,
@@ -129,6 +130,7 @@ class LLMRequest:
     repo: str = ""  # owner/name, for the audit
     pr_number: int | None = None
     head_sha: str = ""
+    meter: CostMeter | None = None  # the PR's spend, shared with the test writer; None: this review's own
 
 
 @dataclass(frozen=True)
@@ -489,16 +491,16 @@ class LLMReviewer:
                 prompt_version=version,
             )
         semaphore = asyncio.Semaphore(self.budget.max_concurrency)
-        spent: list[float] = [0.0]
+        meter = request.meter or CostMeter(self.budget.max_cost_usd)
         total_files = len(contexts)
 
         async def run(group: list[FileContext]) -> _GroupOutcome | None:
             async with semaphore:
-                if self.budget.max_cost_usd is not None and spent[0] >= self.budget.max_cost_usd:
+                if meter.exhausted():
                     return None
                 files_text = self._files_text(request, group, boundary, total_files)
                 outcome = await self._call_group(request, group, self._params(system, preamble, files_text), boundary)
-                spent[0] += outcome.usage.cost_usd
+                meter.add(outcome.usage.cost_usd)
                 return outcome
 
         outcomes = await asyncio.gather(*(run(g) for g in plan.groups))

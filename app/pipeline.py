@@ -309,8 +309,9 @@ async def run_review(inp: ReviewInput) -> Review:
     timings.append(("analyze", time.perf_counter() - t1))
 
     t2 = time.perf_counter()
-    llm_task = _run_llm(inp, changeset, syntax, read, policy, findings)
-    tests_task = _run_tests(inp, changeset, syntax, read, policy, findings)
+    meter = _cost_meter(inp)  # the review and the test writer share the PR's LLM budget
+    llm_task = _run_llm(inp, changeset, syntax, read, policy, findings, meter)
+    tests_task = _run_tests(inp, changeset, syntax, read, policy, findings, meter)
     (llm_findings, llm_summary, llm_notes), (tests, test_notes, falsified) = await asyncio.gather(llm_task, tests_task)
     notes.extend(llm_notes)
     notes.extend(test_notes)
@@ -347,8 +348,22 @@ def _drop_external_duplicates(findings: list[Finding]) -> list[Finding]:
     return ours + list(drop_duplicates(external, ours))
 
 
+def _cost_meter(inp: ReviewInput) -> Any:
+    if inp.llm is None:
+        return None
+    from app.cost_meter import CostMeter
+
+    return CostMeter(getattr(getattr(inp.llm, "budget", None), "max_cost_usd", None))
+
+
 async def _run_llm(
-    inp: ReviewInput, changeset: ChangeSet, syntax: Any, read: FileReader, policy: Any, prior: list[Finding]
+    inp: ReviewInput,
+    changeset: ChangeSet,
+    syntax: Any,
+    read: FileReader,
+    policy: Any,
+    prior: list[Finding],
+    meter: Any = None,
 ) -> tuple[list[Finding], LLMSummary, list[str]]:
     if inp.llm is None:
         return [], LLMSummary(used=False), []
@@ -377,6 +392,7 @@ async def _run_llm(
             repo=f"{pr.owner}/{pr.repo}" if pr else "",
             pr_number=pr.number if pr else None,
             head_sha=pr.head_sha if pr else "",
+            meter=meter,
         )
         result = await inp.llm.review(request)
     except Exception as exc:  # degrade, don't fail: the analyzers' review still goes out
@@ -401,7 +417,7 @@ async def _run_llm(
     return list(getattr(result, "findings", []) or []), summary, notes
 
 
-def _test_writer(inp: ReviewInput, changeset: ChangeSet, read: FileReader, policy: Any) -> Any:
+def _test_writer(inp: ReviewInput, changeset: ChangeSet, read: FileReader, policy: Any, meter: Any = None) -> Any:
     """The LLM test writer when the review has an LLM and the policy allows it (app.testgen_llm)."""
     if inp.llm is None or not _enabled(_section(policy, "llm")):
         return None
@@ -418,11 +434,18 @@ def _test_writer(inp: ReviewInput, changeset: ChangeSet, read: FileReader, polic
         repo=f"{pr.owner}/{pr.repo}" if pr else "",
         pr_number=pr.number if pr else None,
         head_sha=pr.head_sha if pr else "",
+        meter=meter,
     )
 
 
 async def _run_tests(
-    inp: ReviewInput, changeset: ChangeSet, syntax: Any, read: FileReader, policy: Any, findings: list[Finding]
+    inp: ReviewInput,
+    changeset: ChangeSet,
+    syntax: Any,
+    read: FileReader,
+    policy: Any,
+    findings: list[Finding],
+    meter: Any = None,
 ) -> tuple[list[Any], list[str], list[Finding]]:
     section = _section(policy, "tests")
     if not _enabled(section):
@@ -440,7 +463,7 @@ async def _run_tests(
         max_examples=int(getattr(section, "max_examples", 50) or 50),
         findings=tuple(findings),
         verifier=_verifier(inp, section),
-        writer=_test_writer(inp, changeset, read, policy),
+        writer=_test_writer(inp, changeset, read, policy, meter),
     )
     try:
         result = await asyncio.to_thread(synthesize_tests, request)

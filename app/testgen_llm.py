@@ -20,6 +20,7 @@ from analyzers.testcheck import check_test_module
 from analyzers.testgen import SuggestedTest, TestTarget
 from app import prompts
 from app.audit import AuditEntry, AuditLog
+from app.cost_meter import CostMeter
 from app.llm import LLMClient, LLMConfig, LLMUnavailable
 from app.llm_context import choose_boundary, fence, redactor
 
@@ -64,8 +65,9 @@ class LLMTestWriter:
     pr_number: int | None = None
     head_sha: str = ""
     audit: AuditLog | None = None
-    spent_usd: float = 0.0
+    spent_usd: float = 0.0  # this writer's own calls
     calls: int = 0
+    meter: CostMeter | None = None  # the PR's spend, shared with the review (max_cost_usd is then the PR's cap)
     _salt: bytes | None = field(default=None, repr=False)
 
     @classmethod
@@ -119,6 +121,7 @@ class LLMTestWriter:
         repo: str = "",
         pr_number: int | None = None,
         head_sha: str = "",
+        meter: CostMeter | None = None,
     ) -> LLMTestWriter | None:
         """For the review pipeline: the reviewer's client, budget and audit (None when its LLM is off)."""
         client = getattr(reviewer, "client", None)
@@ -135,6 +138,7 @@ class LLMTestWriter:
             pr_number=pr_number,
             head_sha=head_sha,
             audit=getattr(reviewer, "audit", None),
+            meter=meter,
         )
 
     @property
@@ -143,6 +147,8 @@ class LLMTestWriter:
 
     def __call__(self, target: TestTarget, function_source: str, draft: SuggestedTest) -> SuggestedTest | None:
         """A better module for `target`, or None (budget spent); raises when the model could not help."""
+        if self.meter is not None and self.meter.exhausted():
+            return None
         if self.max_cost_usd is not None and self.spent_usd >= self.max_cost_usd:
             return None
         return _run_sync(lambda: self._write(target, function_source, draft))
@@ -189,6 +195,8 @@ class LLMTestWriter:
             message = await asyncio.wait_for(self.client.create(**params), DEADLINE_SECONDS)
             usage = LLMUsage.of(self.client.model, getattr(message, "usage", None))
             self.spent_usd += usage.cost_usd
+            if self.meter is not None:
+                self.meter.add(usage.cost_usd)
             self.calls += 1
             answer = _parse(message)
             candidate = self._candidate(answer, boundary, target, draft)

@@ -434,6 +434,21 @@ def test_cost_budget_exhausted_sends_nothing_and_says_so(fake: FakeAnthropic) ->
     assert result.notes == ["LLM review skipped: the change does not fit the LLM budget"]
 
 
+def test_a_shared_meter_the_test_writer_already_spent_stops_the_review(fake: FakeAnthropic) -> None:
+    from app.cost_meter import CostMeter
+
+    meter = CostMeter(0.50)
+    meter.add(0.50)  # the PR's budget, spent by the other caller sharing it
+    result = run(reviewer(fake, max_cost_usd=0.50), request(meter=meter))
+    assert fake.messages_requests() == []
+    assert result.findings == []
+    fresh = CostMeter(0.50)
+    fake.push(Reply(tool_input={"summary": "ok", "findings": []}))
+    run(reviewer(fake, max_cost_usd=0.50), request(meter=fresh))
+    assert len(fake.messages_requests()) == 1
+    assert fresh.spent_usd > 0  # what the review spent is visible to the test writer
+
+
 @given(
     sizes=st.lists(st.integers(1, 3_000), min_size=0, max_size=60),
     per_call=st.integers(1_000, 10_000),

@@ -227,3 +227,44 @@ def test_the_review_pipeline_shares_the_reviewers_client_budget_and_audit(
     assert audit.query(kind="tests")[0].repo == "octo/shop"
     off = LLMReviewer.from_settings({}, Policy())
     assert LLMTestWriter.from_reviewer(off, Policy()) is None
+
+
+def test_the_writer_draws_on_the_reviews_spend_not_a_budget_of_its_own(anthropic: FakeAnthropic) -> None:
+    """llm.max_cost_usd is per PR: what the review spent is gone for the test writer, and the other way round."""
+    from app.cost_meter import CostMeter
+    from app.llm_review import LLMReviewer
+
+    settings = {"anthropic_api_key": KEY, "anthropic_base_url": anthropic.base_url}
+    reviewer = LLMReviewer.from_settings(settings, Policy.model_validate({"llm": {"max_cost_usd": 0.05}}))
+    spent_by_review = CostMeter(0.05)
+    spent_by_review.add(0.05)
+    w = LLMTestWriter.from_reviewer(
+        reviewer, Policy(), changeset=_changeset(), read_head=FILES.get, meter=spent_by_review
+    )
+    assert w is not None
+    assert synthesize(w).tests[0].content == synthesize(None).tests[0].content  # the draft: no call made
+    assert anthropic.messages_requests() == []
+
+    shared = CostMeter(0.05)
+    w = LLMTestWriter.from_reviewer(reviewer, Policy(), changeset=_changeset(), read_head=FILES.get, meter=shared)
+    assert w is not None
+    anthropic.push(Reply(tool_input={"module": VALID, "properties": ["idempotence"]}))
+    assert synthesize(w).tests[0].content == VALID
+    assert shared.spent_usd == pytest.approx(w.spent_usd)
+    assert shared.spent_usd > 0
+
+
+def test_the_meter_counts_across_threads() -> None:
+    import threading
+
+    from app.cost_meter import CostMeter
+
+    meter = CostMeter(1.0)
+    workers = [threading.Thread(target=lambda: [meter.add(0.001) for _ in range(1000)]) for _ in range(4)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    assert meter.spent_usd == pytest.approx(4.0)
+    assert meter.exhausted()
+    assert not CostMeter(None).exhausted()
