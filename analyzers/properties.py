@@ -715,8 +715,8 @@ def equivalence(
     info = call.info
     if info.class_name is not None and info.method_kind != "staticmethod":
         return None
-    if info.is_async or info.is_generator or call.receiver is not None:
-        return None
+    if info.is_async or info.is_generator or call.receiver is not None or not call.args:
+        return None  # (nothing to vary: `@given()` is no property test)
     try:
         tree = ast.parse(base_source)
     except SyntaxError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import builtins
 import sys
 import warnings
 from collections.abc import Callable
@@ -57,6 +58,7 @@ def check_test_module(content: str, *, module_names: ModuleNames) -> list[str]:
                     problems.append(f"{source} has no name {alias.name!r}")
     problems += _check_references(tree, repo_aliases, strategy_aliases, module_names)
     problems += _check_tests(tree, set(repo_aliases))
+    problems += _check_names(tree)
     return problems
 
 
@@ -101,6 +103,8 @@ def _check_tests(tree: ast.Module, repo_aliases: set[str]) -> list[str]:
         decorators = {_name(d) for d in test.decorator_list}
         if "given" not in decorators:
             problems.append(f"{test.name}: not a property test (@given missing)")
+        else:
+            problems += _check_given(test)
         examples = _max_examples(test)
         if examples is None or examples > MAX_EXAMPLES_CAP:
             problems.append(f"{test.name}: no bounded settings(max_examples=...)")
@@ -149,3 +153,128 @@ def _checked_no_crash(test: ast.FunctionDef, repo_aliases: set[str]) -> bool:
             if isinstance(root, ast.Name) and (root.id in repo_aliases or root.id == "obj"):
                 return True
     return False
+
+
+def _check_given(test: ast.FunctionDef) -> list[str]:
+    """@given draws something, and exactly the test's parameters (else Hypothesis refuses to run it)."""
+    given = next(d for d in test.decorator_list if _name(d) == "given")
+    if not isinstance(given, ast.Call):
+        return [f"{test.name}: @given without arguments"]
+    params = [a.arg for a in [*test.args.posonlyargs, *test.args.args, *test.args.kwonlyargs]]
+    if not given.args and not given.keywords:
+        return [f"{test.name}: @given() draws nothing"]
+    if any(k.arg is None for k in given.keywords) or any(isinstance(a, ast.Starred) for a in given.args):
+        return []  # **kwargs / *args: not checked statically
+    if given.args and given.keywords:
+        return [f"{test.name}: @given mixes positional and keyword strategies"]
+    if given.keywords:
+        drawn = {k.arg for k in given.keywords if k.arg is not None}
+        missing, extra = [p for p in params if p not in drawn], sorted(drawn - set(params))
+        out = [f"{test.name}: parameter {p!r} has no strategy" for p in missing]
+        return out + [f"{test.name}: @given draws {e!r}, which is no parameter" for e in extra]
+    if len(given.args) != len(params):
+        return [f"{test.name}: @given has {len(given.args)} strategies for {len(params)} parameters"]
+    return []
+
+
+_BUILTINS = frozenset(dir(builtins))
+
+
+def _check_names(tree: ast.Module) -> list[str]:
+    """Names that would raise NameError: used at module level before they are bound, or in a function body
+    bound nowhere (module, function, builtins)."""
+    problems: list[str] = []
+    final = set(_BUILTINS) | {"__name__", "__file__", "__doc__"}
+    for node in tree.body:
+        final |= _bound_by(node)
+    if "*" in final:
+        return []  # a star import binds names that cannot be listed
+    bound = set(_BUILTINS) | {"__name__", "__file__", "__doc__"}
+    for node in tree.body:
+        for name in _eager_loads(node) - bound:
+            problems.append(f"name {name!r} is used before it is defined")
+        bound |= _bound_by(node)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            local = _locals(node)
+            for body in node.body:
+                for n in ast.walk(body):
+                    if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id not in final | local:
+                        problems.append(f"{node.name}: name {n.id!r} is not defined")
+    return sorted(set(problems))
+
+
+def _bound_by(node: ast.stmt) -> set[str]:
+    """Module names a top-level statement binds."""
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return {node.name}
+    if isinstance(node, ast.Import | ast.ImportFrom):
+        return {(a.asname or a.name).split(".")[0] for a in node.names if a.name != "*"} | (
+            {"*"} if any(a.name == "*" for a in node.names) else set()
+        )
+    out: set[str] = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store | ast.Del):
+            out.add(n.id)
+        elif isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            out.add(n.name)
+        elif isinstance(n, ast.Import | ast.ImportFrom):
+            out |= {(a.asname or a.name).split(".")[0] for a in n.names}
+    return out
+
+
+def _eager_loads(node: ast.stmt) -> set[str]:
+    """Names a top-level statement reads when it runs (for a def: decorators and defaults, not the body)."""
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        parts: list[ast.AST] = [*node.decorator_list, *node.args.defaults]
+        parts += [d for d in node.args.kw_defaults if d is not None]
+    elif isinstance(node, ast.ClassDef):
+        parts = [*node.decorator_list, *node.bases, *node.keywords]
+    else:
+        parts = [node]
+    out: set[str] = set()
+    for part in parts:
+        inner = _scoped_names(part)
+        for n in ast.walk(part):
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id not in inner:
+                out.add(n.id)
+    if "*" in _bound_by(node):
+        return set()
+    return out
+
+
+def _scoped_names(root: ast.AST) -> set[str]:
+    """Names bound inside nested scopes of an expression: lambda parameters, comprehension targets, defs."""
+    out: set[str] = set()
+    for n in ast.walk(root):
+        if isinstance(n, ast.Lambda | ast.FunctionDef | ast.AsyncFunctionDef):
+            out |= _locals(n)
+        elif isinstance(n, ast.comprehension):
+            out |= {t.id for t in ast.walk(n.target) if isinstance(t, ast.Name)}
+        elif isinstance(n, ast.ClassDef):
+            out |= {t.id for t in ast.walk(n) if isinstance(t, ast.Name)}  # class bodies: not checked
+    return out
+
+
+def _locals(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> set[str]:
+    """Every name bound anywhere inside a function (parameters, assignments, imports, nested defs...)."""
+    args = node.args
+    out = {a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]}
+    out |= {a.arg for a in (args.vararg, args.kwarg) if a is not None}
+    for n in ast.walk(node):
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store | ast.Del):
+            out.add(n.id)
+        elif isinstance(n, ast.arg):
+            out.add(n.arg)
+        elif isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and n is not node:
+            out.add(n.name)
+        elif isinstance(n, ast.ExceptHandler) and n.name:
+            out.add(n.name)
+        elif isinstance(n, ast.Import | ast.ImportFrom):
+            out |= {(a.asname or a.name).split(".")[0] for a in n.names}
+        elif isinstance(n, ast.Global | ast.Nonlocal):
+            out |= set(n.names)
+        elif isinstance(n, ast.MatchAs | ast.MatchStar) and n.name:
+            out.add(n.name)
+        elif isinstance(n, ast.MatchMapping) and n.rest:
+            out.add(n.rest)
+    return out

@@ -145,6 +145,12 @@ def test_f_no_crash(x):
 
 def test_testcheck_accepts_a_valid_module() -> None:
     assert check_test_module(VALID, module_names=_names) == []
+    scoped = VALID.replace(
+        "assert mod.f(x) == mod.f(x)",
+        "try:\n        ys = [y for y in range(x % 3)]\n    except ValueError as exc:\n        return exc\n"
+        "    assert all(mod.f(y) == (lambda z: mod.f(z))(y) for y in ys)",
+    )
+    assert check_test_module(scoped, module_names=_names) == []
 
 
 def test_testcheck_rejects_what_would_not_run_or_tests_nothing() -> None:
@@ -159,6 +165,13 @@ def test_testcheck_rejects_what_would_not_run_or_tests_nothing() -> None:
         VALID.replace("max_examples=10", "max_examples=100000"): "bounded settings",
         VALID.replace("@given(x=st.integers())\ndef test_f(x)", "def test_f(x=1)"): "@given missing",
         VALID.replace("from hypothesis", "from .x import y\nfrom hypothesis"): "relative import",
+        VALID.replace("@given(x=st.integers())\ndef test_f(x)", "@given()\ndef test_f()"): "draws nothing",
+        VALID.replace("def test_f(x)", "def test_f(x, y)"): "parameter 'y' has no strategy",
+        VALID.replace("def test_f(x)", "def test_f(y)"): "draws 'x', which is no parameter",
+        VALID.replace("assert mod.f(x) == mod.f(x)", "assert _same(mod.f(x), x)"): "name '_same' is not defined",
+        VALID.replace(
+            "import pkg.mod as mod", "import pkg.mod as mod\nBASE = _load_base('f')\ndef _load_base(n):\n    return n"
+        ): "'_load_base' is used before it is defined",
     }
     for content, expected in cases.items():
         problems = check_test_module(content, module_names=_names)
