@@ -17,6 +17,7 @@ from analyzers.filtering import in_scope, lines_in_scope
 from analyzers.languages import NodeIndex, detect_language, get_language, new_parser
 from analyzers.rulepack import CompiledPack, Condition, Rule, RuleMatch, pack_for, render
 from analyzers.secrets import redact
+from analyzers.templates import is_template, template_findings
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,11 @@ class SecurityAnalyzer:
             if lines is not None and not lines:
                 continue
             try:
-                found = self._file(ctx, changed.path, lines)
+                if is_template(changed.path):
+                    text = ctx.read_file(changed.path)
+                    found = template_findings(changed.path, text, lines) if text is not None else []
+                else:
+                    found = self._file(ctx, changed.path, lines)
             except Exception:  # one unreadable file must not end the review of the others
                 log.exception("security analysis of %s failed", changed.path)
                 continue
