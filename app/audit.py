@@ -5,15 +5,19 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Column, DateTime, Engine, Float, Integer, MetaData, String, Table, Text, func, select
 
 from app.db import database_url, ensure_tables, get_engine
+
+if TYPE_CHECKING:
+    from app.llm_review import LLMUsage
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +73,50 @@ class AuditEntry:
     drop_reasons: Mapping[str, int] = field(default_factory=dict)
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
     id: int | None = None
+
+    @classmethod
+    def of_call(
+        cls,
+        kind: str,
+        prompt: str,
+        model: str,
+        usage: LLMUsage,
+        started: float,
+        *,
+        repo: str = "",
+        pr_number: int | None = None,
+        head_sha: str = "",
+        files: int = 0,
+        outcome: str = "ok",
+        error: str = "",
+        returned: int = 0,
+        kept: int = 0,
+        dropped: int = 0,
+        drop_reasons: Mapping[str, int] | None = None,
+    ) -> AuditEntry:
+        """One LLM call's row: tokens and cost from its `usage`, the time since `started` (a `time.monotonic()`),
+        the error clipped to 500 characters."""
+        return cls(
+            kind=kind,
+            prompt=prompt,
+            model=model,
+            repo=repo,
+            pr_number=pr_number,
+            head_sha=head_sha,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            cost_usd=usage.cost_usd,
+            duration_ms=int((time.monotonic() - started) * 1000),
+            files=files,
+            outcome=outcome,
+            error=error[:500],
+            returned=returned,
+            kept=kept,
+            dropped=dropped,
+            drop_reasons=dict(drop_reasons or {}),
+        )
 
     def to_json(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -762,26 +762,22 @@ class LLMReviewer:
         if self.audit is None or self.client is None:
             return
         self.audit.record(
-            AuditEntry(
-                kind="review",
-                prompt=self.prompt_version,
-                model=self.client.model,
+            AuditEntry.of_call(
+                "review",
+                self.prompt_version,
+                self.client.model,
+                usage,
+                started,
                 repo=request.repo,
                 pr_number=request.pr_number,
                 head_sha=request.head_sha,
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                cache_read_tokens=usage.cache_read_tokens,
-                cache_write_tokens=usage.cache_write_tokens,
-                cost_usd=usage.cost_usd,
-                duration_ms=int((time.monotonic() - started) * 1000),
                 files=len(group),
                 outcome=outcome,
-                error=error[:500],
+                error=error,
                 returned=returned,
                 kept=kept,
                 dropped=dropped,
-                drop_reasons=dict(reasons or {}),
+                drop_reasons=reasons,
             )
         )
 
@@ -861,22 +857,18 @@ class LLMReviewer:
         if self.audit is None or self.client is None:
             return
         self.audit.record(
-            AuditEntry(
-                kind=kind,
-                prompt=version,
-                model=self.client.model,
+            AuditEntry.of_call(
+                kind,
+                version,
+                self.client.model,
+                usage,
+                started,
                 repo=ctx.repo,
                 pr_number=ctx.pr_number,
                 head_sha=ctx.head_sha,
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                cache_read_tokens=usage.cache_read_tokens,
-                cache_write_tokens=usage.cache_write_tokens,
-                cost_usd=usage.cost_usd,
-                duration_ms=int((time.monotonic() - started) * 1000),
                 files=files,
                 outcome=outcome,
-                error=error[:500],
+                error=error,
             )
         )
 

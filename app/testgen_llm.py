@@ -299,22 +299,18 @@ class LLMTestWriter:
         if self.audit is None:
             return
         self.audit.record(
-            AuditEntry(
-                kind="tests",
-                prompt=self.prompt_version,
-                model=self.client.model,
+            AuditEntry.of_call(
+                "tests",
+                self.prompt_version,
+                self.client.model,
+                usage,
+                started,
                 repo=self.repo,
                 pr_number=self.pr_number,
                 head_sha=self.head_sha,
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                cache_read_tokens=usage.cache_read_tokens,
-                cache_write_tokens=usage.cache_write_tokens,
-                cost_usd=usage.cost_usd,
-                duration_ms=int((time.monotonic() - started) * 1000),
                 files=1,
                 outcome=outcome,
-                error=error[:500],
+                error=error,
                 returned=returned,
                 kept=kept,
                 dropped=dropped,
