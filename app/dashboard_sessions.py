@@ -12,22 +12,28 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Column, Engine, Float, MetaData, String, Table, Text, delete, insert, select
-
-from app.db import ensure_tables
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 SESSION_TTL = 8 * 3600
 
-_metadata = MetaData()
-sessions_table = Table(
-    "dashboard_session",
-    _metadata,
-    Column("key_hash", String(64), primary_key=True),
-    Column("login", String(255), nullable=False),
-    Column("repos", Text, nullable=True),  # JSON list of lower-case full names; NULL = every repository
-    Column("expires", Float, nullable=False, index=True),
-)
+
+@cache
+def _table() -> Any:
+    """The table, built on first use: importing this module (every web process does) loads no SQLAlchemy."""
+    from sqlalchemy import Column, Float, MetaData, String, Table, Text
+
+    return Table(
+        "dashboard_session",
+        MetaData(),
+        Column("key_hash", String(64), primary_key=True),
+        Column("login", String(255), nullable=False),
+        Column("repos", Text, nullable=True),  # JSON list of lower-case full names; NULL = every repository
+        Column("expires", Float, nullable=False, index=True),
+    )
 
 
 @dataclass(frozen=True)
@@ -50,30 +56,36 @@ class StoredSessions:
     _ready: bool = field(default=False, init=False)
 
     def _db(self) -> Engine:
+        from app.db import ensure_tables
+
         engine = self.engine()
         if not self._ready:
-            ensure_tables(engine, _metadata)
+            ensure_tables(engine, _table().metadata)
             self._ready = True
         return engine
 
     def create(self, login: str, repos: frozenset[str] | None) -> str:
         now = self.clock()
         key = secrets.token_urlsafe(32)
+        from sqlalchemy import delete, insert
+
         stored = None if repos is None else json.dumps(sorted(repos))
+        table = _table()
         with self._db().begin() as conn:
-            conn.execute(delete(sessions_table).where(sessions_table.c.expires <= now))
-            conn.execute(
-                insert(sessions_table).values(key_hash=_hash(key), login=login, repos=stored, expires=now + self.ttl)
-            )
+            conn.execute(delete(table).where(table.c.expires <= now))
+            conn.execute(insert(table).values(key_hash=_hash(key), login=login, repos=stored, expires=now + self.ttl))
         return key
 
     def get(self, key: str | None) -> SessionViewer | None:
         if not key or len(key) > 256:
             return None
+        from sqlalchemy import select
+
+        table = _table()
         with self._db().connect() as conn:
             row = conn.execute(
-                select(sessions_table.c.login, sessions_table.c.repos).where(
-                    sessions_table.c.key_hash == _hash(key), sessions_table.c.expires > self.clock()
+                select(table.c.login, table.c.repos).where(
+                    table.c.key_hash == _hash(key), table.c.expires > self.clock()
                 )
             ).first()
         if row is None:
@@ -84,5 +96,8 @@ class StoredSessions:
     def drop(self, key: str | None) -> None:
         if not key or len(key) > 256:
             return
+        from sqlalchemy import delete
+
+        table = _table()
         with self._db().begin() as conn:
-            conn.execute(delete(sessions_table).where(sessions_table.c.key_hash == _hash(key)))
+            conn.execute(delete(table).where(table.c.key_hash == _hash(key)))
