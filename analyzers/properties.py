@@ -350,6 +350,8 @@ def no_crash(call: Call, module: ModuleInfo, max_examples: int, *, bare: bool = 
     check = return_check(info.returns, module) if not (info.is_generator or info.is_async or bare) else None
     if check is None and not bare and info.returns is None and _predicate(info):
         check = "isinstance(result, bool)"
+    if check is None and not bare and info.returns is None and never_none(info, module, call):
+        check = "result is not None"
     lines, helpers = _guarded_call(call, module)
     if check:
         lines.append(f"assert {check}, result")
@@ -358,6 +360,174 @@ def no_crash(call: Call, module: ModuleInfo, max_examples: int, *, bare: bool = 
     name = f"test_{_slug(info.qualname)}_no_crash"
     code = _decorators(call, max_examples) + f"def {name}({', '.join(call.variables())}):\n" + _indent(lines)
     return PropertyTest("no-crash", name, code, (info.qualname,), helpers)
+
+
+# ---- the body never returns None (an unannotated function's result is still checked) ---------------------
+
+_NEVER_NONE_CALLS = frozenset(
+    "str int float complex bool bytes bytearray tuple list dict set frozenset len abs round sorted repr ascii chr "
+    "ord hex oct bin format divmod pow sum any all isinstance issubclass hash id type range enumerate zip map "
+    "filter reversed iter memoryview".split()
+)
+_NEVER_NONE_METHODS = frozenset(
+    "replace strip lstrip rstrip lower upper title capitalize casefold swapcase join split rsplit splitlines "
+    "encode decode format zfill ljust rjust center expandtabs translate partition rpartition hex startswith "
+    "endswith isalpha isdigit isalnum isspace isupper islower isascii isdecimal isnumeric isidentifier "
+    "istitle isprintable count find rfind index rindex copy keys values items removeprefix removesuffix".split()
+)
+
+
+def never_none(info: FunctionInfo, module: ModuleInfo, call: Call | None = None, depth: int = 0) -> bool:
+    """Can the function return None? No when every path ends in a return or raise, and every returned value
+    is a literal, an operation, a builtin or str/bytes method call, a same-module function that never returns
+    None, a parameter the test never draws None for, or a local only ever bound to such values."""
+    if info.is_async or info.is_generator or depth > 2:
+        return False
+    fn = _parse_def(info)
+    if fn is None or not _always_exits(fn.body):
+        return False
+    values = _returned(info)
+    if not values or any(v is None for v in values):
+        return False
+    safe_params: set[str] = set()
+    if call is not None:
+        drawn = {a.param.name: a.strategy for a in call.args}
+        for p in info.params:
+            if p.name in drawn:
+                strategy = drawn[p.name]
+                if strategy.kind not in ("none", "any") and "st.none()" not in strategy.code:
+                    safe_params.add(p.name)
+            elif isinstance(p.default, ast.Constant) and p.default.value is not None:
+                safe_params.add(p.name)
+    scope = _Scope(module, frozenset(p.name for p in info.params), frozenset(safe_params), _bindings(fn), depth)
+    return all(_not_none(v, scope) for v in values if v is not None)
+
+
+def _parse_def(info: FunctionInfo) -> ast.FunctionDef | None:
+    try:
+        tree = ast.parse(info.source)
+    except SyntaxError:
+        return None
+    first = tree.body[0] if tree.body else None
+    return first if isinstance(first, ast.FunctionDef) else None
+
+
+def _always_exits(body: list[ast.stmt]) -> bool:
+    if not body:
+        return False
+    last = body[-1]
+    if isinstance(last, ast.Return | ast.Raise):
+        return True
+    if isinstance(last, ast.If):
+        return _always_exits(last.body) and _always_exits(last.orelse)
+    if isinstance(last, ast.Try):
+        if _always_exits(last.finalbody):
+            return True
+        main = last.orelse if last.orelse else last.body
+        return _always_exits(main) and all(_always_exits(h.body) for h in last.handlers)
+    if isinstance(last, ast.With):
+        return _always_exits(last.body)
+    if isinstance(last, ast.While) and isinstance(last.test, ast.Constant) and last.test.value is True:
+        return not any(isinstance(n, ast.Break) for n in _loop_own(last))
+    return False
+
+
+def _loop_own(loop: ast.While) -> list[ast.AST]:
+    out: list[ast.AST] = []
+    stack: list[ast.AST] = list(loop.body)
+    while stack:
+        n = stack.pop()
+        out.append(n)
+        if not isinstance(n, ast.For | ast.While | ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
+            stack.extend(ast.iter_child_nodes(n))
+    return out
+
+
+_UNKNOWN = ast.Constant(None)  # a binding whose value is not known (loop target, unpacking, with/except)
+
+
+def _bindings(fn: ast.FunctionDef) -> dict[str, list[ast.expr]]:
+    """Local name → the values bound to it in the function's own body (_UNKNOWN for other kinds of binding)."""
+    out: dict[str, list[ast.expr]] = {}
+    stack: list[ast.AST] = list(fn.body)
+    while stack:
+        n = stack.pop()
+        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
+            out.setdefault(getattr(n, "name", ""), []).append(_UNKNOWN)
+            continue
+        if isinstance(n, ast.Assign) and all(isinstance(t, ast.Name) for t in n.targets):
+            for t in n.targets:
+                out.setdefault(t.id, []).append(n.value)  # type: ignore[attr-defined]
+            stack.append(n.value)
+            continue
+        if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name) and n.value is not None:
+            out.setdefault(n.target.id, []).append(n.value)
+            stack.append(n.value)
+            continue
+        if isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name):
+            out.setdefault(n.target.id, []).append(ast.BinOp(n.target, n.op, n.value))
+            stack.append(n.value)
+            continue
+        if isinstance(n, ast.NamedExpr):
+            out.setdefault(n.target.id, []).append(n.value)
+        elif isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store | ast.Del):
+            out.setdefault(n.id, []).append(_UNKNOWN)
+        elif isinstance(n, ast.ExceptHandler) and n.name:
+            out.setdefault(n.name, []).append(_UNKNOWN)
+        elif isinstance(n, ast.Global | ast.Nonlocal):
+            for name in n.names:
+                out.setdefault(name, []).append(_UNKNOWN)
+        stack.extend(ast.iter_child_nodes(n))
+    return out
+
+
+@dataclass(frozen=True)
+class _Scope:
+    module: ModuleInfo
+    params: frozenset[str]  # every parameter of the function
+    safe: frozenset[str]  # parameters the test never draws None for
+    bindings: dict[str, list[ast.expr]]
+    depth: int
+
+
+def _not_none(value: ast.expr, scope: _Scope, seen: frozenset[str] = frozenset()) -> bool:
+    def again(v: ast.expr) -> bool:
+        return _not_none(v, scope, seen)
+
+    if isinstance(value, ast.Constant):
+        return value is not _UNKNOWN and value.value is not None
+    if isinstance(value, ast.JoinedStr | ast.BinOp | ast.Compare | ast.UnaryOp | ast.Tuple | ast.List | ast.Dict):
+        return True
+    if isinstance(value, ast.Set | ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp | ast.Lambda):
+        return True
+    if isinstance(value, ast.IfExp):
+        return again(value.body) and again(value.orelse)
+    if isinstance(value, ast.BoolOp):
+        return again(value.values[-1]) if isinstance(value.op, ast.Or) else all(again(v) for v in value.values)
+    if isinstance(value, ast.NamedExpr):
+        return again(value.value)
+    if isinstance(value, ast.Subscript):
+        return isinstance(value.slice, ast.Slice)  # a slice is a sequence (or raises), an item may be None
+    if isinstance(value, ast.Call):
+        func = value.func
+        if isinstance(func, ast.Name):
+            if func.id in scope.bindings or func.id in scope.params:
+                return False
+            callee = scope.module.functions.get(func.id)
+            if callee is not None and callee.class_name is None:
+                return never_none(callee, scope.module, None, scope.depth + 1)
+            return func.id in _NEVER_NONE_CALLS and func.id not in scope.module.bound_names
+        return isinstance(func, ast.Attribute) and func.attr in _NEVER_NONE_METHODS
+    if isinstance(value, ast.Name):
+        if value.id in seen:
+            return True  # a cycle of bindings adds no None
+        if value.id in scope.params and value.id not in scope.safe:
+            return False
+        bound = scope.bindings.get(value.id)
+        if bound is None:
+            return value.id in scope.safe
+        return all(_not_none(v, scope, seen | {value.id}) for v in bound)
+    return False
 
 
 def _indent(lines: Sequence[str]) -> str:

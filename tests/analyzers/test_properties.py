@@ -13,6 +13,7 @@ from analyzers.properties import (
     family_tests,
     inverse_pairs,
     is_parser,
+    never_none,
     no_crash,
     plan_call,
 )
@@ -392,3 +393,74 @@ def test_no_equivalence_when_the_base_cannot_be_defined_in_the_module() -> None:
     assert "equivalence" not in [t.family for t in family_tests(module.functions["junk"], module, 10, base)[0]]
     kept = parse_module("import re\ndef junk(line, pat=re.compile('#').match):\n    return pat(line) is None\n")
     assert "equivalence" in [t.family for t in family_tests(kept.functions["junk"], kept, 10, base)[0]]
+
+
+NONE_OR_NOT = """
+def _helper(text):
+    return text.strip()
+
+
+def unquote(text):
+    if len(text) > 1 and text.startswith('"'):
+        return text[1:-1].replace('\\\\"', '"')
+    return text
+
+
+def words(text):
+    out = []
+    for word in text.split():
+        out.append(word.lower())
+    return " ".join(out) or "-"
+
+
+def delegated(text):
+    return _helper(text) + "!"
+
+
+def maybe(text):
+    if text:
+        return text.upper()
+
+
+def looked_up(text):
+    found = TABLE.get(text)
+    return found
+
+
+def loop_bound(text):
+    for part in text.split():
+        last = part
+    return last
+
+
+def one_of(text, fallback=None):
+    return text or fallback
+
+
+TABLE = {}
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("unquote", True),
+        ("words", True),
+        ("delegated", True),
+        ("maybe", False),  # falls off the end
+        ("looked_up", False),  # dict.get may give None
+        ("loop_bound", False),  # bound by a loop: unknown
+        ("one_of", False),  # the fallback defaults to None
+    ],
+)
+def test_never_none(name: str, expected: bool) -> None:
+    module = parse_module(NONE_OR_NOT)
+    info = module.functions[name]
+    call = plan_call(info, module, optional=True)
+    assert call is not None
+    assert never_none(info, module, call) is expected
+    test = no_crash(call, module, 10)
+    assert ("assert result is not None" in test.code) is expected
+    assert "is not None" not in no_crash(call, module, 10, bare=True).code
+    if expected:
+        _run_no_crash(NONE_OR_NOT, name)  # and the check holds on the code
