@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -312,6 +312,22 @@ _BYTES_MODULES = frozenset({"binascii", "zlib", "struct", "_bz2", "_lzma"})
 _RE_SUBJECT = {"match": 1, "search": 1, "fullmatch": 1, "split": 1, "findall": 1, "finditer": 1, "sub": 2, "subn": 2}
 
 
+# str/bytes methods whose first argument, when a literal, says which of the two the receiver is
+_TEXT_METHODS = frozenset(
+    "startswith endswith split rsplit find rfind index rindex count replace strip lstrip rstrip partition "
+    "rpartition removeprefix removesuffix".split()
+)
+
+
+def _text_subject(expr: ast.expr, root: Callable[[ast.expr], str | None]) -> str | None:
+    """The parameter behind p, p[...] or p.<text method>(...), else None."""
+    if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute):
+        if expr.func.attr not in _TEXT_METHODS | {"lower", "upper", "casefold", "title"}:
+            return None
+        expr = expr.func.value
+    return root(expr) if isinstance(expr, ast.Name | ast.Subscript) else None
+
+
 def _usage(params: set[str], nodes: list[ast.AST]) -> dict[str, StrategyKind]:
     """What the body does with an unannotated parameter says its type: `p.decode()` or `BytesIO(p)` → bytes."""
     out: dict[str, StrategyKind] = {}
@@ -324,9 +340,22 @@ def _usage(params: set[str], nodes: list[ast.AST]) -> dict[str, StrategyKind]:
     # ord(p) as an index (`TABLE[ord(c)]`): the table's size bounds the characters, unknown here
     table_indexes = {id(n.slice) for n in nodes if isinstance(n, ast.Subscript) and isinstance(n.slice, ast.Call)}
     for node in nodes:
+        if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.Eq | ast.NotEq):
+            # `p == "x"`, `p[:3] != "150"`, `p.strip() == "<>"`: p is text (bytes for a bytes literal)
+            for side, other in ((node.left, node.comparators[0]), (node.comparators[0], node.left)):
+                name = _text_subject(side, root)
+                if name is not None and isinstance(other, ast.Constant) and type(other.value) in (str, bytes):
+                    out.setdefault(name, "str" if isinstance(other.value, str) else "bytes")
+            continue
         if not isinstance(node, ast.Call):
             continue
         func = node.func
+        if isinstance(func, ast.Attribute) and func.attr in _TEXT_METHODS and node.args:
+            name = root(func.value)
+            literal = node.args[0]
+            if name is not None and isinstance(literal, ast.Constant) and type(literal.value) in (str, bytes):
+                out.setdefault(name, "str" if isinstance(literal.value, str) else "bytes")
+                continue
         if isinstance(func, ast.Attribute) and func.attr in ("decode", "encode"):
             name = root(func.value)
             if name is not None:

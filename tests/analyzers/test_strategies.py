@@ -287,3 +287,24 @@ def test_codec_names_and_error_handlers() -> None:
     assert strategy_for(None, name="encoding").code == 'st.sampled_from(["utf-8", "latin-1", "ascii"])'
     assert strategy_for(ast.Name("str"), name="errors").code == 'st.sampled_from(["strict", "replace", "ignore"])'
     assert strategy_for(ast.Name("str"), name="text").code == "st.text()"
+
+
+def test_usage_from_text_literals() -> None:
+    module = parse_module(
+        "def parse150(resp):\n"
+        "    if resp[:3] != '150':\n"
+        "        raise ValueError(resp)\n"
+        "    return resp\n"
+        "def quoteaddr(addrstring):\n"
+        "    if addrstring.strip() == '<>':\n"
+        "        return '<>'\n"
+        "    return addrstring\n"
+        "def has_arg(opt, shortopts):\n"
+        "    return shortopts.startswith(':', 1) and opt == b'x'\n"
+        "def count(n):\n"
+        "    return n == 3\n"
+    )
+    assert module.functions["parse150"].usage == {"resp": "str"}
+    assert module.functions["quoteaddr"].usage == {"addrstring": "str"}
+    assert module.functions["has_arg"].usage == {"shortopts": "str", "opt": "bytes"}
+    assert module.functions["count"].usage == {}
