@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
@@ -135,6 +136,67 @@ class AnalyzerContext:
 
 @runtime_checkable
 class Analyzer(Protocol):
+    """An analyzer; one may also set `cpu_bound = True` when it only computes (no subprocess, no network),
+    so the pipeline runs it in turn with the others like it rather than in a thread of its own."""
+
     name: str  # kebab-case
 
     def analyze(self, ctx: AnalyzerContext) -> list[Finding]: ...
+
+
+class LazyPattern:
+    """A regular expression compiled on first use, for module-level patterns that a run may never need
+    (another language's sources, token formats whose gate never opens): importing costs nothing.
+
+    Offers the `re.Pattern` methods; after the first call they are the compiled pattern's own bound
+    methods (set on the instance), so a hot loop pays no indirection.
+    """
+
+    def __init__(self, pattern: str, flags: int = 0) -> None:
+        self.pattern = pattern
+        self._flags = flags
+        self._compiled: re.Pattern[str] | None = None
+
+    @property
+    def compiled(self) -> re.Pattern[str]:
+        compiled = self._compiled
+        if compiled is None:
+            compiled = re.compile(self.pattern, self._flags)
+            self._compiled = compiled
+            for name in ("search", "match", "fullmatch", "finditer", "findall", "sub", "subn", "split"):
+                setattr(self, name, getattr(compiled, name))
+        return compiled
+
+    @property
+    def flags(self) -> int:
+        return self.compiled.flags
+
+    def search(self, string: str, pos: int = 0, endpos: int = sys.maxsize) -> re.Match[str] | None:
+        return self.compiled.search(string, pos, endpos)
+
+    def match(self, string: str, pos: int = 0, endpos: int = sys.maxsize) -> re.Match[str] | None:
+        return self.compiled.match(string, pos, endpos)
+
+    def fullmatch(self, string: str, pos: int = 0, endpos: int = sys.maxsize) -> re.Match[str] | None:
+        return self.compiled.fullmatch(string, pos, endpos)
+
+    def finditer(self, string: str, pos: int = 0, endpos: int = sys.maxsize) -> Iterator[re.Match[str]]:
+        return self.compiled.finditer(string, pos, endpos)
+
+    def findall(self, string: str, pos: int = 0, endpos: int = sys.maxsize) -> list[Any]:
+        return self.compiled.findall(string, pos, endpos)
+
+    def sub(self, repl: str | Callable[[re.Match[str]], str], string: str, count: int = 0) -> str:
+        return self.compiled.sub(repl, string, count)
+
+    def subn(self, repl: str | Callable[[re.Match[str]], str], string: str, count: int = 0) -> tuple[str, int]:
+        return self.compiled.subn(repl, string, count)
+
+    def split(self, string: str, maxsplit: int = 0) -> list[str | Any]:
+        return self.compiled.split(string, maxsplit)
+
+    def __repr__(self) -> str:
+        return f"LazyPattern({self.pattern!r})"
+
+
+Pattern = re.Pattern[str] | LazyPattern  # what a module-level pattern may be: compiled now or on first use

@@ -15,6 +15,7 @@ from enum import IntEnum
 
 from tree_sitter import Language, Node, Query, QueryCursor
 
+from analyzers.base import LazyPattern, Pattern
 from analyzers.languages import NodeIndex
 
 
@@ -71,9 +72,9 @@ class LanguageSpec:
     name_fields: frozenset[str]  # fields naming things (method/property names), never values
     binaries: frozenset[str]
     build_operators: frozenset[str]  # binary operators that build strings
-    sources: re.Pattern[str]
-    sanitizers: re.Pattern[str]  # sink-independent sanitisers (numeric casts, ...)
-    builders: re.Pattern[str]  # calls that build strings from their arguments (format, join, sprintf)
+    sources: Pattern
+    sanitizers: Pattern  # sink-independent sanitisers (numeric casts, ...)
+    builders: Pattern  # calls that build strings from their arguments (format, join, sprintf)
     mutators: frozenset[str] = frozenset(
         {"append", "extend", "insert", "add", "update", "setdefault", "push", "unshift", "put", "putAll",
          "appendleft", "concat", "write", "Add", "Set", "WriteString", "addAll", "set"}
@@ -83,8 +84,9 @@ class LanguageSpec:
     variable_prefix: str = ""
 
 
-def _rx(*parts: str) -> re.Pattern[str]:
-    return re.compile("|".join(f"(?:{p})" for p in parts))
+def _rx(*parts: str) -> LazyPattern:
+    """One alternation, compiled on first use: a run compiles only the languages it reads."""
+    return LazyPattern("|".join(f"(?:{p})" for p in parts))
 
 
 _COMMON_BRANCHES = frozenset(

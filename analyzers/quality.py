@@ -132,6 +132,7 @@ class Source:
 
 class QualityAnalyzer:
     name = NAME
+    cpu_bound = True  # pure computation: the pipeline runs it in turn with the others like it
 
     def analyze(self, ctx: AnalyzerContext) -> list[Finding]:
         limits = {k: _int_setting(ctx.settings.get(k), v) for k, v in DEFAULTS.items()}

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from analyzers.base import AnalyzerContext, Confidence, Finding, Severity
+from analyzers.base import AnalyzerContext, Confidence, Finding, LazyPattern, Pattern, Severity
 from analyzers.filtering import in_scope
 
 MASK = "****"
@@ -21,15 +21,16 @@ CWE_HARDCODED_CREDENTIALS = 798
 class SecretKind:
     id: str  # rule suffix: secrets/<id>
     label: str  # human name
-    pattern: re.Pattern[str]
+    pattern: Pattern
     keep: int  # characters of the (non-secret) fixed prefix shown in the masked form
     severity: Severity = Severity.HIGH
     confidence: Confidence = Confidence.HIGH
     group: int = 0  # regex group holding the secret itself
 
 
-def _rx(pattern: str, flags: int = 0) -> re.Pattern[str]:
-    return re.compile(pattern, flags)
+def _rx(pattern: str, flags: int = 0) -> LazyPattern:
+    """Compiled on first use: most files never open the gate that leads to the token formats."""
+    return LazyPattern(pattern, flags)
 
 
 _B = r"(?<![A-Za-z0-9_])"  # left boundary that also treats "_" as a word character
@@ -356,6 +357,7 @@ class SecretsAnalyzer:
     """Known token formats and high-entropy credential assignments in added lines of any file."""
 
     name = "secrets"
+    cpu_bound = True  # pure computation: the pipeline runs it in turn with the others like it
 
     def analyze(self, ctx: AnalyzerContext) -> list[Finding]:
         findings: list[Finding] = []

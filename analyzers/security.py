@@ -37,6 +37,7 @@ class SecurityAnalyzer:
     """Security rules from analyzers/rules/<lang>.yml, each match judged by where its data comes from."""
 
     name = ANALYZER
+    cpu_bound = True  # pure computation: the pipeline runs it in turn with the others like it
 
     def analyze(self, ctx: AnalyzerContext) -> list[Finding]:
         findings: list[Finding] = []
