@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from dataclasses import dataclass
 
 from hypothesis import given
@@ -59,6 +60,31 @@ def test_added_mode_reports_only_changed_lines_and_survives_a_crash() -> None:
     assert [f.start_line for f in r.findings] == [2]
     assert r.failed_analyzers == (("boom", "RuntimeError: kaboom"),)
     assert r.reviewed_files == ("m.py",)
+
+
+class InTurn:
+    """A compute-only analyzer: the pipeline runs these one after another in one shared thread."""
+
+    cpu_bound = True
+
+    def __init__(self, name: str, line: int, ran: list[tuple[str, int]], crash: bool = False) -> None:
+        self.name, self.line, self.ran, self.crash = name, line, ran, crash
+
+    def analyze(self, ctx: AnalyzerContext) -> list[Finding]:
+        self.ran.append((self.name, threading.get_ident()))
+        if self.crash:
+            raise ValueError(f"{self.name} broke")
+        return [finding(self.line, rule=f"{self.name}/r", code=f"line {self.line}")]
+
+
+def test_compute_only_analyzers_share_one_thread_and_a_crash_spares_the_next() -> None:
+    ran: list[tuple[str, int]] = []
+    analyzers = (InTurn("a", 2, ran), InTurn("b", 2, ran, crash=True), Crashing(), InTurn("c", 2, ran))
+    r = review(*analyzers)
+    assert [name for name, _ in ran] == ["a", "b", "c"]  # in the given order, the one after a crash too
+    assert len({ident for _, ident in ran}) == 1
+    assert sorted(f.rule for f in r.findings) == ["a/r", "c/r"]
+    assert r.failed_analyzers == (("b", "ValueError: b broke"), ("boom", "RuntimeError: kaboom"))  # list order
 
 
 def test_diff_context_and_file_modes() -> None:
