@@ -17,7 +17,7 @@ from sqlalchemy import Column, DateTime, Engine, Float, Integer, MetaData, Strin
 from app.db import database_url, ensure_tables, get_engine
 
 if TYPE_CHECKING:
-    from app.llm_review import LLMUsage
+    from app.llm_usage import LLMUsage
 
 log = logging.getLogger(__name__)
 

@@ -23,6 +23,7 @@ from app.audit import AuditEntry, AuditLog
 from app.cost_meter import CostMeter
 from app.llm import LLMClient, LLMConfig, LLMUnavailable
 from app.llm_context import choose_boundary, fence, redactor
+from app.llm_usage import LLMUsage
 
 log = logging.getLogger(__name__)
 
@@ -186,8 +187,6 @@ class LLMTestWriter:
         return boundary, params
 
     async def _write(self, target: TestTarget, function_source: str, draft: SuggestedTest) -> SuggestedTest:
-        from app.llm_review import LLMUsage
-
         boundary, params = self.request(target, function_source, draft)
         started = time.monotonic()
         usage = LLMUsage()
@@ -287,7 +286,7 @@ class LLMTestWriter:
     def _audit(
         self,
         started: float,
-        usage: Any,
+        usage: LLMUsage,
         *,
         outcome: str = "ok",
         error: str = "",
