@@ -16,7 +16,7 @@ from enum import IntEnum
 from tree_sitter import Language, Node, Query, QueryCursor
 
 from analyzers.base import LazyPattern, Pattern
-from analyzers.languages import NodeIndex
+from analyzers.languages import NodeIndex, want_kinds
 
 
 class Level(IntEnum):
@@ -954,6 +954,10 @@ def _scope_kinds(spec: LanguageSpec) -> frozenset[str]:
     """The node kinds the scope index reads: assignments, calls, functions and Python's if/match."""
     kinds = frozenset({*spec.assignments, *spec.calls, *spec.functions})
     return (kinds | {"if_statement", "match_statement"}) if spec is PYTHON else kinds
+
+
+for _lang, _spec in SPECS.items():
+    want_kinds(_lang, _scope_kinds(_spec))
 
 
 def _walk(scope: Node) -> list[Node]:

@@ -220,6 +220,13 @@ _index_kinds: dict[str, set[str]] = {}  # language -> node kinds any consumer ha
 _kinds_queries: dict[tuple[str, frozenset[str]], tuple[Query | None, tuple[str, ...]]] = {}
 
 
+def want_kinds(lang: str, kinds: Iterable[str]) -> None:
+    """Announce node kinds an analyzer will ask a NodeIndex of `lang` for (at import, by name only), so the
+    first file's walk fetches them with the others instead of compiling a query per analyzer."""
+    with _kinds_lock:
+        _index_kinds.setdefault(lang, set()).update(kinds)
+
+
 def _kinds_query(lang: str, kinds: frozenset[str]) -> tuple[Query | None, tuple[str, ...]]:
     """One query capturing every named node of these kinds, kind i under capture "k<i>" (compiled once per
     language and kind set), and the kinds it covers; kinds the grammar lacks (or supertypes, which would

@@ -14,7 +14,8 @@ from tree_sitter import Node, Tree
 
 from analyzers.base import AnalyzerContext, Confidence, FilterMode, Finding, Fix, Severity
 from analyzers.diff import ChangeSet
-from analyzers.languages import NodeIndex, detect_language, new_parser
+from analyzers.languages import NodeIndex, detect_language, new_parser, want_kinds
+from analyzers.metrics import SPECS as METRIC_SPECS
 from analyzers.metrics import FunctionInfo, body_kinds, functions, iter_nodes, supported
 from analyzers.testmap import TestIndex, is_test_path
 
@@ -357,8 +358,7 @@ _MAIN_GUARD = re.compile(r"""^if\s+__name__\s*==\s*['"]__main__['"]\s*:""", re.M
 
 def python_findings(src: Source) -> Iterator[Finding]:
     scripty = _is_script(src)
-    kinds = ("except_clause", "default_parameter", "typed_default_parameter", "call", *_BLOCKS)
-    for node in src.nodes(*kinds):
+    for node in src.nodes(*_PYTHON_KINDS):
         kind = node.type
         if kind == "except_clause":
             yield from _python_except(src, node)
@@ -886,6 +886,14 @@ def _trivial_statement(node: Node) -> bool:
 
 
 # ---- changed functions without tests --------------------------------------------------------------
+
+
+_PYTHON_KINDS = ("except_clause", "default_parameter", "typed_default_parameter", "call", *_BLOCKS)
+_JS_KINDS = ("debugger_statement", "call_expression", "catch_clause", *_BLOCKS)
+for _lang in METRIC_SPECS:  # what check_source asks of each language, fetched in the first file's walk
+    want_kinds(_lang, body_kinds(_lang) | COMMENT_TYPES)
+    want_kinds(_lang, _PYTHON_KINDS if _lang == "python" else _JS_KINDS if _lang in JS_LANGS else ())
+    want_kinds(_lang, ("catch_clause", *_BLOCKS) if _lang in ("go", "java") else ())
 
 
 def _untested_candidates(src: Source) -> Iterator[tuple[Source, FunctionInfo, int]]:

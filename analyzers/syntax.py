@@ -16,7 +16,7 @@ from tree_sitter import Node, Tree
 
 from analyzers.base import Confidence, Finding, Severity
 from analyzers.diff import ChangedFile, ChangeSet, FileStatus, LineKind
-from analyzers.languages import NodeIndex, detect_language, new_parser
+from analyzers.languages import NodeIndex, detect_language, new_parser, want_kinds
 
 log = logging.getLogger(__name__)
 
@@ -340,6 +340,9 @@ _SPECS: dict[str, _Spec] = {
     # YAML: keys holding a nested block are the scopes (a workflow's jobs.build.steps)
     "yaml": _Spec(frozenset({"block_mapping_pair"}), frozenset()),
 }
+
+for _lang, _spec in _SPECS.items():
+    want_kinds(_lang, _spec.classes | _spec.functions | _spec.named_values | _spec.methods)
 
 _DECORATOR_TYPES = frozenset(
     {"decorator", "annotation", "marker_annotation", "attribute_list", "attribute_item", "attribute"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 import threading
 import time
@@ -253,6 +252,8 @@ def _message(error: Mapping[str, Any], loc: KeyPath) -> str:
         allowed = sorted(_fields_by_alias(parent)) if parent is not None else []
         if parent is Policy:
             allowed = [a for a in allowed if a != "_extends"]
+        import difflib  # only for a misspelt key: not on every load
+
         near = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
         hint = f"; did you mean `{near[0]}`?" if near else ""
         return f"unknown key{hint} (allowed: {', '.join(allowed)})" if allowed else "unknown key"
