@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import re
 import subprocess
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -263,6 +264,14 @@ class ChangeSet:
 
         merge_base=True diffs from the merge base of base and head (`base...head`), as a pull request does.
         """
+        return cls.start_git(repo, base, head, merge_base=merge_base).result()
+
+    @classmethod
+    def start_git(
+        cls, repo: str | Path, base: str, head: str | None = None, *, merge_base: bool = False
+    ) -> PendingGitDiff:
+        """`from_git` in two steps: `git diff` starts now, `.result()` waits for it and parses the diff, so
+        the caller can import and load other things while git works (raises OSError if git cannot start)."""
         args = ["git", "-C", str(repo), "-c", "core.quotepath=false", "diff", "--no-color", "--no-ext-diff"]
         args += ["--no-textconv", "--find-renames", "--src-prefix=a/", "--dst-prefix=b/"]
         if head is None:
@@ -272,11 +281,31 @@ class ChangeSet:
         else:
             args += [base, head]
         args.append("--")
-        proc = subprocess.run(args, capture_output=True, check=False)
-        if proc.returncode != 0:
-            message = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-            raise DiffError(f"git diff failed: {message[-1] if message else 'exit ' + str(proc.returncode)}")
-        return cls.from_unified_diff(proc.stdout)
+        return PendingGitDiff(args)
+
+
+class PendingGitDiff:
+    """A running `git diff` whose output is drained by a thread of its own (git never blocks on a full
+    pipe), parsed into a ChangeSet by `result()`."""
+
+    def __init__(self, args: list[str]) -> None:
+        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._output: tuple[bytes, bytes] = (b"", b"")
+        self._reader = threading.Thread(target=self._drain, name="git-diff-reader", daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        self._output = self._proc.communicate()
+
+    def result(self) -> ChangeSet:
+        """Wait for git; the ChangeSet of its diff, or DiffError when git refused."""
+        self._reader.join()
+        self._proc.wait()
+        stdout, stderr = self._output
+        if self._proc.returncode != 0:
+            message = stderr.decode("utf-8", "replace").strip().splitlines()
+            raise DiffError(f"git diff failed: {message[-1] if message else 'exit ' + str(self._proc.returncode)}")
+        return ChangeSet.from_unified_diff(stdout)
 
 
 class DiffError(ValueError):

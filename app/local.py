@@ -78,8 +78,12 @@ def run_review(args: argparse.Namespace) -> int:
             print(f"diffwise: {repo} is not a git repository", file=sys.stderr)
             return 2
     try:
-        changeset = ChangeSet.from_git(repo, args.base, args.head, merge_base=args.head is not None)
-        policy, policy_messages = load_local_policy(repo, args.config)
+        # git computes the diff while the policy (pydantic and its models: the slowest import) loads
+        pending = ChangeSet.start_git(repo, args.base, args.head, merge_base=args.head is not None)
+        try:
+            policy, policy_messages = load_local_policy(repo, args.config)
+        finally:
+            changeset = pending.result()  # the diff's error, if any, is the one reported (as before)
     except (DiffError, FileNotFoundError) as exc:
         print(f"diffwise: {exc}", file=sys.stderr)
         return 2

@@ -190,6 +190,19 @@ def test_from_git_bad_ref_raises(repo: Path) -> None:
         ChangeSet.from_git(repo, "no-such-ref", "HEAD")
 
 
+def test_start_git_runs_git_while_the_caller_works_and_result_reads_it(repo: Path) -> None:
+    _git(repo, "commit", "-q", "--allow-empty", "-m", "base")
+    (repo / "big.txt").write_text("".join(f"line {i}\n" for i in range(20_000)))  # more than a pipe holds
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "big")
+    pending = ChangeSet.start_git(repo, "HEAD~1", "HEAD")
+    bad = ChangeSet.start_git(repo, "no-such-ref", "HEAD")
+    assert pending.result() == ChangeSet.from_git(repo, "HEAD~1", "HEAD")
+    assert len(pending.result().files[0].added_lines) == 20_000
+    with pytest.raises(DiffError, match="git diff failed"):
+        bad.result()
+
+
 def test_file_modes(cases: ChangeSet) -> None:
     modes = {f.path: (f.old_mode, f.new_mode) for f in cases.files}
     assert modes["mode.sh"] == ("100644", "100755")
