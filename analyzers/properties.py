@@ -128,6 +128,7 @@ def plan_call(info: FunctionInfo, module: ModuleInfo, *, optional: bool) -> Call
             hint=hint,
             usage=info.usage.get(p.name),
             min_size=info.min_sizes.get(p.name, 0),
+            literals=info.literals.get(p.name, ()),
         )
         if p.required and strat is None:
             return None
@@ -649,7 +650,7 @@ def idempotent(call: Call, max_examples: int) -> PropertyTest | None:
     info = call.info
     if not NORMALISER.search(info.name) or len(call.args) != 1 or call.receiver is not None:
         return None
-    if info.is_async or info.is_generator or _returns_none(info):
+    if info.is_async or info.is_generator or _returns_none(info) or _removes_one_layer(info):
         return None
     arg = call.args[0]
     if info.returns is not None and arg.param.annotation is not None:
@@ -662,6 +663,32 @@ def idempotent(call: Call, max_examples: int) -> PropertyTest | None:
     name = f"test_{_slug(info.qualname)}_idempotent"
     code = _decorators(call, max_examples) + f"def {name}({', '.join(call.variables())}):\n" + _indent(lines)
     return PropertyTest("idempotent", name, code, (info.qualname,), frozenset({"_same"}))
+
+
+def _removes_one_layer(info: FunctionInfo) -> bool:
+    """Strips one prefix/suffix per call (`if s.startswith('"'): s = s[1:]`, removeprefix, replace(a, b, 1)):
+    '""x""' loses one layer a call, so such a normaliser is not idempotent."""
+    fn = _parse_def(info)
+    if fn is None:
+        return False
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr in ("removeprefix", "removesuffix"):
+                return True
+            if node.func.attr == "replace" and len(node.args) + len(node.keywords) >= 3:
+                return True
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Call) and isinstance(node.test.func, ast.Attribute):
+            if node.test.func.attr in ("startswith", "endswith") and isinstance(node.test.func.value, ast.Name):
+                name = node.test.func.value.id
+                for inner in ast.walk(ast.Module(body=node.body, type_ignores=[])):
+                    if (
+                        isinstance(inner, ast.Subscript)
+                        and isinstance(inner.slice, ast.Slice)
+                        and isinstance(inner.value, ast.Name)
+                        and inner.value.id == name
+                    ):
+                        return True
+    return False
 
 
 def _returns_none(info: FunctionInfo) -> bool:

@@ -70,6 +70,8 @@ class FunctionInfo:
     usage: Mapping[str, StrategyKind] = field(default_factory=dict)  # parameter → "bytes"/"str" from its use
     calls: frozenset[str] = frozenset()  # names of the functions its body calls by bare name
     min_sizes: Mapping[str, int] = field(default_factory=dict)  # parameter → length its unchecked indexing needs
+    literals: Mapping[str, tuple[str | bytes, ...]] = field(default_factory=dict)  # parameter → literals it is
+    # compared with
 
 
 @dataclass(frozen=True)
@@ -303,6 +305,7 @@ def _function(node: ast.FunctionDef | ast.AsyncFunctionDef, cls: str | None, lin
         usage=_usage({p.name for p in params}, own),
         calls=frozenset(calls),
         min_sizes=_min_sizes({p.name for p in params}, own),
+        literals=_text_literals({p.name for p in params}, own),
     )
 
 
@@ -328,6 +331,38 @@ def _text_subject(expr: ast.expr, root: Callable[[ast.expr], str | None]) -> str
     return root(expr) if isinstance(expr, ast.Name | ast.Subscript) else None
 
 
+MAX_LITERALS = 12
+
+
+def _text_literals(params: set[str], nodes: list[ast.AST]) -> dict[str, tuple[str | bytes, ...]]:
+    """The text literals the body compares a parameter (or a piece of it) with: `p[:3] != "150"`,
+    `p.startswith("<")`. Inputs built from them reach the code past those checks (see strategy_for)."""
+
+    def root(expr: ast.expr) -> str | None:
+        while isinstance(expr, ast.Subscript):
+            expr = expr.value
+        return expr.id if isinstance(expr, ast.Name) and expr.id in params else None
+
+    found: dict[str, set[str | bytes]] = {}
+    for node in nodes:
+        pairs: list[tuple[ast.expr, ast.expr]] = []
+        if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.Eq | ast.NotEq):
+            pairs = [(node.left, node.comparators[0]), (node.comparators[0], node.left)]
+        elif isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.In | ast.NotIn):
+            if isinstance(node.comparators[0], ast.Tuple | ast.List | ast.Set):  # p[0] in ("a", "b")
+                pairs = [(node.left, element) for element in node.comparators[0].elts]
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args:
+            if node.func.attr in _TEXT_METHODS:
+                literals = node.args[0].elts if isinstance(node.args[0], ast.Tuple) else [node.args[0]]
+                pairs = [(node.func.value, literal) for literal in literals]
+        for subject, other in pairs:
+            name = _text_subject(subject, root)
+            if name is not None and isinstance(other, ast.Constant) and type(other.value) in (str, bytes):
+                if 0 < len(other.value) <= 20:
+                    found.setdefault(name, set()).add(other.value)
+    return {name: tuple(sorted(values, key=repr))[:MAX_LITERALS] for name, values in found.items()}
+
+
 def _usage(params: set[str], nodes: list[ast.AST]) -> dict[str, StrategyKind]:
     """What the body does with an unannotated parameter says its type: `p.decode()` or `BytesIO(p)` → bytes."""
     out: dict[str, StrategyKind] = {}
@@ -351,7 +386,7 @@ def _usage(params: set[str], nodes: list[ast.AST]) -> dict[str, StrategyKind]:
             continue
         func = node.func
         if isinstance(func, ast.Attribute) and func.attr in _TEXT_METHODS and node.args:
-            name = root(func.value)
+            name = _text_subject(func.value, root)
             literal = node.args[0]
             if name is not None and isinstance(literal, ast.Constant) and type(literal.value) in (str, bytes):
                 out.setdefault(name, "str" if isinstance(literal.value, str) else "bytes")
@@ -570,16 +605,39 @@ def strategy_for(
     depth: int = 0,
     usage: StrategyKind | None = None,
     min_size: int = 0,
+    literals: tuple[str | bytes, ...] = (),
 ) -> Strategy | None:
     """Strategy source text for a parameter, from its annotation, else its default, else its name; None if unknown.
 
     `hint` is the function's name and docstring, used only by name-based guesses. `min_size` is a length
     the function needs (see FunctionInfo.min_sizes); it is applied to plain text, bytes and list strategies.
+    `literals` (FunctionInfo.literals) mix into plain text or bytes: strings made of them and a few random
+    characters, so that inputs get past the function's checks of its input's content.
     """
     found = _strategy_for(annotation, name, default, module, hint, depth, usage)
     if found is not None and found.code == "st.text()" and name.lower() in _CODEC_WORDS:
         found = replace_code(found, _CODEC_WORDS[name.lower()])  # any text is no codec name nor error handler
-    return _at_least(found, min_size) if found is not None and min_size > 0 else found
+    if found is not None and min_size > 0:
+        return _at_least(found, min_size)
+    if found is not None and literals:
+        return _with_literals(found, literals)
+    return found
+
+
+def _with_literals(strategy: Strategy, literals: tuple[str | bytes, ...]) -> Strategy:
+    """st.text() | pieces of the literals and random characters, joined (st.binary() likewise)."""
+    if strategy.code == "st.text()":
+        words = [w for w in literals if isinstance(w, str)]
+        piece, join = "st.text(max_size=3)", '"".join'
+    elif strategy.code == "st.binary()":
+        words = [w for w in literals if isinstance(w, bytes)]
+        piece, join = "st.binary(max_size=3)", 'b"".join'
+    else:
+        return strategy
+    if not words:
+        return strategy
+    mixed = f"st.lists(st.sampled_from({words!r}) | {piece}, max_size=6).map({join})"
+    return replace_code(strategy, f"{strategy.code} | {mixed}")
 
 
 _CODECS = 'st.sampled_from(["utf-8", "latin-1", "ascii"])'

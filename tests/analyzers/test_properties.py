@@ -464,3 +464,21 @@ def test_never_none(name: str, expected: bool) -> None:
     assert "is not None" not in no_crash(call, module, 10, bare=True).code
     if expected:
         _run_no_crash(NONE_OR_NOT, name)  # and the check holds on the code
+
+
+def test_a_normaliser_that_strips_one_layer_is_not_idempotent() -> None:
+    module = parse_module(
+        "def strip_quotes(text):\n"
+        "    if text.startswith('\"'):\n"
+        "        text = text[1:]\n"
+        "    if text.endswith('\"'):\n"
+        "        text = text[:-1]\n"
+        "    return text\n"
+        "def strip_prefix(text):\n"
+        "    return text.removeprefix('x')\n"
+        "def strip_spaces(text):\n"
+        "    return text.strip()\n"
+    )
+    assert "idempotent" not in [t.family for t in family_tests(module.functions["strip_quotes"], module, 10)[0]]
+    assert "idempotent" not in [t.family for t in family_tests(module.functions["strip_prefix"], module, 10)[0]]
+    assert "idempotent" in [t.family for t in family_tests(module.functions["strip_spaces"], module, 10)[0]]

@@ -308,3 +308,39 @@ def test_usage_from_text_literals() -> None:
     assert module.functions["quoteaddr"].usage == {"addrstring": "str"}
     assert module.functions["has_arg"].usage == {"shortopts": "str", "opt": "bytes"}
     assert module.functions["count"].usage == {}
+
+
+def test_text_literals_mix_into_the_strategy() -> None:
+    module = parse_module(
+        "def parse257(resp):\n"
+        "    if resp[:3] != '257':\n"
+        "        raise ValueError(resp)\n"
+        "    if resp[3:5] != ' \"':\n"
+        "        return ''\n"
+        "    return resp[5:]\n"
+        "def magic(data):\n"
+        "    return data.startswith((b'\\x1f\\x8b', b'BZh'))\n"
+        "def first(s):\n"
+        "    return s[0] == 'x'\n"
+    )
+    literals = module.functions["parse257"].literals
+    assert literals == {"resp": (' "', "257")}
+    code = strategy_for(None, name="resp", usage="str", literals=literals["resp"]).code
+    assert code == (
+        "st.text() | st.lists(st.sampled_from([' \"', '257']) | st.text(max_size=3), max_size=6).map(\"\".join)"
+    )
+    assert module.functions["magic"].literals == {"data": (b"BZh", b"\x1f\x8b")}
+    assert 'b"".join' in strategy_for(None, name="data", usage="bytes", literals=(b"BZh",)).code
+    assert strategy_for(None, name="s", min_size=1, literals=("x",)).code == "st.text(min_size=1)"
+
+    drawn = eval(code, {"st": st})  # the strategy text is valid Hypothesis and reaches past the first check
+    seen: list[str] = []
+
+    @settings(max_examples=200, derandomize=True, database=None)
+    @given(drawn)
+    def check(resp: str) -> None:
+        assert isinstance(resp, str)
+        seen.append(resp)
+
+    check()
+    assert any(resp.startswith("257") for resp in seen)
