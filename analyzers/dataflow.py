@@ -761,16 +761,20 @@ class Flow:
             return
         receiver: Node | None = None
         method = ""
-        if callee.type in spec.members:
-            f = spec.members[callee.type]
-            receiver = callee.child_by_field_name(f) if f else None
+        if callee.type in spec.members:  # the method name first: most calls mutate nothing
             prop = callee.child_by_field_name("attribute") or callee.child_by_field_name("property")
             prop = prop or callee.child_by_field_name("field")
             method = self.text(prop) if prop is not None else ""
+            if method not in spec.mutators:
+                return
+            f = spec.members[callee.type]
+            receiver = callee.child_by_field_name(f) if f else None
         else:
-            receiver = call.child_by_field_name("object") or call.child_by_field_name("receiver")
             method = self.text(callee)
-        if receiver is None or method not in spec.mutators:
+            if method not in spec.mutators:
+                return
+            receiver = call.child_by_field_name("object") or call.child_by_field_name("receiver")
+        if receiver is None:
             return
         while receiver.type in spec.calls or receiver.type in spec.members:  # sb.append(a).append(b)
             inner_callee_f = spec.calls.get(receiver.type, ("", ""))[0]

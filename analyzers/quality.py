@@ -8,6 +8,7 @@ import textwrap
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from operator import attrgetter
 from typing import Any
 
 from tree_sitter import Node, Tree
@@ -30,6 +31,7 @@ DEFAULTS: Mapping[str, int] = {
 MAX_SOURCE_BYTES = 1_000_000
 JS_LANGS = frozenset({"javascript", "typescript", "tsx"})
 COMMENT_TYPES = frozenset({"comment", "line_comment", "block_comment"})
+_START_BYTE = attrgetter("start_byte")
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,7 @@ class Source:
                 )
         found = [n for t in types for n in index.get(t, ())]
         if len(types) > 1:
-            found.sort(key=lambda n: n.start_byte)
+            found.sort(key=_START_BYTE)
         return found
 
     def first_in_scope(self, lines: Iterable[int]) -> int | None:
