@@ -59,6 +59,7 @@ def check_test_module(content: str, *, module_names: ModuleNames) -> list[str]:
     problems += _check_references(tree, repo_aliases, strategy_aliases, module_names)
     problems += _check_tests(tree, set(repo_aliases))
     problems += _check_names(tree)
+    problems += _check_strategies(tree, strategy_aliases)
     return problems
 
 
@@ -278,3 +279,60 @@ def _locals(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> set[st
         elif isinstance(n, ast.MatchMapping) and n.rest:
             out.add(n.rest)
     return out
+
+
+def _check_strategies(tree: ast.Module, strategy_aliases: set[str]) -> list[str]:
+    """Strategies Hypothesis would refuse when the test runs (st.integers(min_value=5, max_value=1),
+    st.sampled_from([]) ...): each @given argument built from hypothesis.strategies and literals alone is
+    built here and validated; one that needs the module under test is left to the run."""
+    from hypothesis import strategies
+
+    problems: list[str] = []
+    for test in tree.body:
+        if not isinstance(test, ast.FunctionDef):
+            continue
+        for decorator in test.decorator_list:
+            if not isinstance(decorator, ast.Call) or _name(decorator) != "given":
+                continue
+            for value in [*decorator.args, *(k.value for k in decorator.keywords)]:
+                if not _only_strategies(value, strategy_aliases):
+                    continue
+                namespace = {"__builtins__": {}} | dict.fromkeys(strategy_aliases, strategies)
+                try:
+                    built = eval(compile(ast.Expression(value), "<strategy>", "eval"), namespace)
+                    built.validate()
+                except Exception as exc:  # Hypothesis's InvalidArgument, or a TypeError in the call
+                    problems.append(f"{test.name}: invalid strategy {ast.unparse(value)[:80]}: {exc}"[:300])
+    return problems
+
+
+_SAFE_NODES = (
+    ast.Call,
+    ast.Attribute,
+    ast.Name,
+    ast.Constant,
+    ast.keyword,
+    ast.List,
+    ast.Tuple,
+    ast.Set,
+    ast.Dict,
+    ast.BinOp,
+    ast.BitOr,
+    ast.UnaryOp,
+    ast.USub,
+    ast.Load,
+    ast.Add,
+    ast.Sub,
+)  # no `*`: "x" * 10**12 would be built here
+
+
+def _only_strategies(expr: ast.expr, strategy_aliases: set[str]) -> bool:
+    """Built from the strategies module, literals and their methods only (no other name, no dunder)."""
+    for node in ast.walk(expr):
+        if not isinstance(node, _SAFE_NODES):
+            return False
+        if isinstance(node, ast.Name) and node.id not in strategy_aliases:
+            return False
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+            return False
+    return bool(strategy_aliases)

@@ -172,6 +172,8 @@ def test_testcheck_rejects_what_would_not_run_or_tests_nothing() -> None:
         VALID.replace(
             "import pkg.mod as mod", "import pkg.mod as mod\nBASE = _load_base('f')\ndef _load_base(n):\n    return n"
         ): "'_load_base' is used before it is defined",
+        VALID.replace("st.integers()", "st.integers(min_value=5, max_value=1)"): "invalid strategy",
+        VALID.replace("st.integers()", "st.sampled_from([])"): "invalid strategy",
     }
     for content, expected in cases.items():
         problems = check_test_module(content, module_names=_names)
