@@ -322,12 +322,21 @@ _TEXT_METHODS = frozenset(
 )
 
 
-def _text_subject(expr: ast.expr, root: Callable[[ast.expr], str | None]) -> str | None:
-    """The parameter behind p, p[...] or p.<text method>(...), else None."""
+def _text_subject(
+    expr: ast.expr, root: Callable[[ast.expr], str | None], literal: ast.expr | None = None
+) -> str | None:
+    """The parameter behind p, p[a:b] or p.<text method>(...), else None. An item p[i] is text's only when
+    compared with one character: `args[0] == "--"` or `args[0].startswith("-")` says args is a list."""
     if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute):
         if expr.func.attr not in _TEXT_METHODS | {"lower", "upper", "casefold", "title"}:
             return None
-        expr = expr.func.value
+        expr, literal = expr.func.value, None
+    if isinstance(expr, ast.Subscript) and not isinstance(expr.slice, ast.Slice):
+        single = (
+            isinstance(literal, ast.Constant) and isinstance(literal.value, str | bytes) and len(literal.value) == 1
+        )
+        if not single or not isinstance(expr.value, ast.Name):
+            return None
     return root(expr) if isinstance(expr, ast.Name | ast.Subscript) else None
 
 
@@ -356,7 +365,7 @@ def _text_literals(params: set[str], nodes: list[ast.AST]) -> dict[str, tuple[st
                 literals = node.args[0].elts if isinstance(node.args[0], ast.Tuple) else [node.args[0]]
                 pairs = [(node.func.value, literal) for literal in literals]
         for subject, other in pairs:
-            name = _text_subject(subject, root)
+            name = _text_subject(subject, root, other)
             if name is not None and isinstance(other, ast.Constant) and type(other.value) in (str, bytes):
                 if 0 < len(other.value) <= 20:
                     found.setdefault(name, set()).add(other.value)
@@ -375,10 +384,16 @@ def _usage(params: set[str], nodes: list[ast.AST]) -> dict[str, StrategyKind]:
     # ord(p) as an index (`TABLE[ord(c)]`): the table's size bounds the characters, unknown here
     table_indexes = {id(n.slice) for n in nodes if isinstance(n, ast.Subscript) and isinstance(n.slice, ast.Call)}
     for node in nodes:
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.LShift | ast.RShift | ast.BitAnd | ast.BitXor):
+            # `p >> 8`, `p & 0xFF`: p is an int
+            for side, other in ((node.left, node.right), (node.right, node.left)):
+                if isinstance(side, ast.Name) and side.id in params and _is_int_constant(other):
+                    out.setdefault(side.id, "int")
+            continue
         if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.Eq | ast.NotEq):
             # `p == "x"`, `p[:3] != "150"`, `p.strip() == "<>"`: p is text (bytes for a bytes literal)
             for side, other in ((node.left, node.comparators[0]), (node.comparators[0], node.left)):
-                name = _text_subject(side, root)
+                name = _text_subject(side, root, other)
                 if name is not None and isinstance(other, ast.Constant) and type(other.value) in (str, bytes):
                     out.setdefault(name, "str" if isinstance(other.value, str) else "bytes")
             continue
@@ -391,6 +406,11 @@ def _usage(params: set[str], nodes: list[ast.AST]) -> dict[str, StrategyKind]:
             if name is not None and isinstance(literal, ast.Constant) and type(literal.value) in (str, bytes):
                 out.setdefault(name, "str" if isinstance(literal.value, str) else "bytes")
                 continue
+        if isinstance(func, ast.Attribute) and func.attr in ("to_bytes", "bit_length", "bit_count"):
+            name = root(func.value) if isinstance(func.value, ast.Name) else None
+            if name is not None:
+                out.setdefault(name, "int")
+            continue
         if isinstance(func, ast.Attribute) and func.attr in ("decode", "encode"):
             name = root(func.value)
             if name is not None:
@@ -516,6 +536,10 @@ def _length_checked(test: ast.expr) -> set[str]:
             if isinstance(n.args[0], ast.Name):
                 out.add(n.args[0].id)
     return out
+
+
+def _is_int_constant(node: ast.expr) -> bool:
+    return isinstance(node, ast.Constant) and type(node.value) is int
 
 
 def _is_int_literal(node: ast.expr) -> bool:
@@ -689,6 +713,8 @@ def _strategy_for(
         return Strategy("st.text()", "str", False)
     if usage == "char":
         return Strategy("st.characters()", "str", False)
+    if usage == "int":
+        return Strategy("st.integers()", "int", False)
     return guess_from_name(name, hint, module)
 
 

@@ -303,11 +303,14 @@ def test_usage_from_text_literals() -> None:
         "    return shortopts.startswith(':', 1) and opt == b'x'\n"
         "def count(n):\n"
         "    return n == 3\n"
+        "def options(args, flags):\n"
+        "    return args[0].startswith('-') or args[1] == '--' or flags[0] == '-'\n"
     )
     assert module.functions["parse150"].usage == {"resp": "str"}
     assert module.functions["quoteaddr"].usage == {"addrstring": "str"}
     assert module.functions["has_arg"].usage == {"shortopts": "str", "opt": "bytes"}
     assert module.functions["count"].usage == {}
+    assert module.functions["options"].usage == {"flags": "str"}  # args[0] == "--": args is a list
 
 
 def test_text_literals_mix_into_the_strategy() -> None:
@@ -344,3 +347,15 @@ def test_text_literals_mix_into_the_strategy() -> None:
 
     check()
     assert any(resp.startswith("257") for resp in seen)
+
+
+def test_usage_as_an_int() -> None:
+    module = parse_module(
+        "def pack(address):\n"
+        "    return address.to_bytes(4, 'big')\n"
+        "def low(value, mask):\n"
+        "    return (value & 0xFF, mask | 1)\n"
+    )
+    assert module.functions["pack"].usage == {"address": "int"}
+    assert module.functions["low"].usage == {"value": "int"}  # `|` is also a set union: not a sign of an int
+    assert strategy_for(None, name="address", usage="int") == Strategy("st.integers()", "int", False)
