@@ -98,8 +98,14 @@ def _check_references(
 def _check_tests(tree: ast.Module, repo_aliases: set[str]) -> list[str]:
     problems: list[str] = []
     tests = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("test")]
+    for node in tree.body:
+        if isinstance(node, ast.AsyncFunctionDef) and node.name.startswith("test"):
+            problems.append(f"{node.name}: an async test (Hypothesis runs plain functions)")
+    defined = [n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)]
+    for name in sorted({n for n in defined if defined.count(n) > 1}):
+        problems.append(f"{name} is defined twice: the first definition never runs")
     if not tests:
-        return ["no test function"]
+        return [*problems, "no test function"]
     for test in tests:
         decorators = {_name(d) for d in test.decorator_list}
         if "given" not in decorators:

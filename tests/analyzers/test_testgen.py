@@ -174,6 +174,8 @@ def test_testcheck_rejects_what_would_not_run_or_tests_nothing() -> None:
         ): "'_load_base' is used before it is defined",
         VALID.replace("st.integers()", "st.integers(min_value=5, max_value=1)"): "invalid strategy",
         VALID.replace("st.integers()", "st.sampled_from([])"): "invalid strategy",
+        VALID.replace("def test_f_no_crash(x)", "def test_f(x)"): "test_f is defined twice",
+        VALID.replace("def test_f_no_crash(x)", "async def test_f_no_crash(x)"): "an async test",
     }
     for content, expected in cases.items():
         problems = check_test_module(content, module_names=_names)
