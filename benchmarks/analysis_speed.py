@@ -124,6 +124,11 @@ def as_diff(sources: dict[str, str]) -> str:
 
 def run_suite(sources: dict[str, str]) -> tuple[float, float, int]:
     """(seconds to build the ChangeSet, seconds in syntax map + security + secrets + quality, findings)."""
+    return _run_suite(sources)[:3]
+
+
+def _run_suite(sources: dict[str, str]) -> tuple[float, float, int, float]:
+    """run_suite's figures and the CPU seconds of the suite (less sensitive to other load than wall time)."""
     from analyzers.base import AnalyzerContext
     from analyzers.diff import ChangeSet
     from analyzers.quality import QualityAnalyzer
@@ -134,20 +139,27 @@ def run_suite(sources: dict[str, str]) -> tuple[float, float, int]:
     start = time.perf_counter()
     changeset = ChangeSet.from_unified_diff(as_diff(sources))
     built = time.perf_counter()
+    cpu = time.process_time()
     syntax = build_syntax_map(changeset, sources.get)
     ctx = AnalyzerContext(changeset=changeset, read_file=sources.get, syntax=syntax, mode="added")
     findings = [f for a in (SecurityAnalyzer(), SecretsAnalyzer(), QualityAnalyzer()) for f in a.analyze(ctx)]
-    return built - start, time.perf_counter() - built, len(findings)
+    return built - start, time.perf_counter() - built, len(findings), time.process_time() - cpu
 
 
-def run_bandit(directory: Path) -> tuple[float, int] | None:
+def _children_cpu() -> float:
+    times = os.times()
+    return times.children_user + times.children_system
+
+
+def run_bandit(directory: Path) -> tuple[float, int, float] | None:
+    """(wall seconds, results, CPU seconds) of one `bandit -r` run."""
     exe = shutil.which("bandit")
     if exe is None:
         return None
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _children_cpu()
     proc = subprocess.run([exe, "-q", "-f", "json", "-r", str(directory)], capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
-    return elapsed, proc.stdout.count('"test_id"')
+    return elapsed, proc.stdout.count('"test_id"'), _children_cpu() - cpu
 
 
 SUITE_POLICY = "analyzers:\n  external:\n    enabled: false\ntests:\n  enabled: false\n"
@@ -174,18 +186,19 @@ def make_repo(root: Path, sources: dict[str, str]) -> Path:
     return repo
 
 
-def run_cli(repo: Path, policy: Path) -> tuple[float, int]:
-    """Wall time of a fresh `diffwise review --no-llm` process and the findings it reported."""
+def run_cli(repo: Path, policy: Path) -> tuple[float, int, float]:
+    """Wall time of a fresh `diffwise review --no-llm` process, the findings it reported, its CPU seconds."""
     out = repo.parent / "review.json"
     cmd = [sys.executable, "-m", "app", "review", str(repo), "--base", "HEAD~1", "--no-llm"]
     cmd += ["--format", "json", "--output", str(out), "--config", str(policy)]
     env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _children_cpu()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT, env=env)
     elapsed = time.perf_counter() - start
+    cpu = _children_cpu() - cpu
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"diffwise review failed: {proc.stderr.strip()[-500:]}")
-    return elapsed, len(json.loads(out.read_text(encoding="utf-8"))["findings"])
+    return elapsed, len(json.loads(out.read_text(encoding="utf-8"))["findings"]), cpu
 
 
 def _load() -> str:
@@ -216,15 +229,15 @@ def main(argv: list[str] | None = None) -> int:
         policy.write_text(SUITE_POLICY, encoding="utf-8")
         if shutil.which("bandit") is None:
             print("bandit: not installed")
-            bandit_runs: list[tuple[float, int]] = []
+            bandit_runs: list[tuple[float, int, float]] = []
         else:
             run_bandit(repo / "pkg")  # one untimed run each: page cache, .pyc files
             bandit_runs = []
         run_cli(repo, policy)
-        warm: list[tuple[float, float, int]] = []
-        cold: list[tuple[float, int]] = []
+        warm: list[tuple[float, float, int, float]] = []
+        cold: list[tuple[float, int, float]] = []
         for _ in range(repeat):  # interleaved, so a change in machine load hits both sides alike
-            warm.append(run_suite(sources))
+            warm.append(_run_suite(sources))
             cold.append(run_cli(repo, policy))
             if shutil.which("bandit") is not None:
                 result = run_bandit(repo / "pkg")
@@ -258,6 +271,14 @@ def main(argv: list[str] | None = None) -> int:
         f"speed-up vs bandit (median of per-run ratios): warm suite {statistics.median(pairs_warm):.1f}x "
         f"(incl. ChangeSet {bandit / (warm_suite + warm_diff):.1f}x), cold CLI {statistics.median(pairs_cold):.1f}x; "
         f"target 5x; load average now {_load()}"
+    )
+    # CPU seconds: on a shared machine other processes stretch wall times; CPU time counts only the work
+    warm_cpu = statistics.median(w[3] for w in warm)
+    cold_cpu = statistics.median(c[2] for c in cold)
+    bandit_cpu = statistics.median(b[2] for b in bandit_runs)
+    print(
+        f"CPU seconds (medians): warm suite {warm_cpu:.3f}, cold CLI {cold_cpu:.3f}, bandit {bandit_cpu:.3f}; "
+        f"bandit/diffwise: warm {bandit_cpu / warm_cpu:.1f}x, cold {bandit_cpu / cold_cpu:.1f}x"
     )
     return 0
 
