@@ -15,6 +15,7 @@ from analyzers.base import Analyzer, AnalyzerContext, Confidence, FileReader, Fi
 from analyzers.diff import ChangeSet, Skipped
 from analyzers.filtering import in_scope as _filter_in_scope
 from analyzers.registry import load_analyzer
+from analyzers.testcode import demote_test_code
 
 log = logging.getLogger(__name__)
 
@@ -335,6 +336,7 @@ async def run_review(inp: ReviewInput) -> Review:
         notes.extend(getattr(getattr(analyzer, "last_run", None), "notes", ()) or ())
     findings = [f for f in findings if f.path not in read.too_large and in_scope(f, changeset, mode)]
     findings = _drop_external_duplicates(findings)
+    findings = demote_test_code(findings)  # before the policy: its confidence floor then hides them
     findings, suppressed = apply_policy(findings, policy)
     findings = dedupe_and_rank(findings)
     timings.append(("analyze", time.perf_counter() - t1))
