@@ -374,7 +374,8 @@ _NEVER_NONE_METHODS = frozenset(
     "replace strip lstrip rstrip lower upper title capitalize casefold swapcase join split rsplit splitlines "
     "encode decode format zfill ljust rjust center expandtabs translate partition rpartition hex startswith "
     "endswith isalpha isdigit isalnum isspace isupper islower isascii isdecimal isnumeric isidentifier "
-    "istitle isprintable count find rfind index rindex copy keys values items removeprefix removesuffix".split()
+    "istitle isprintable count find rfind index rindex copy keys values items removeprefix removesuffix to_bytes "
+    "bit_length bit_count".split()
 )
 
 
@@ -598,10 +599,17 @@ def roundtrip(forward: Call, backward: FunctionInfo, module: ModuleInfo, max_exa
     if any(isinstance(v, ast.Tuple) and len(v.elts) != n_in for v in _returned(backward)):
         return None  # the inverse returns more (or fewer) parts than the input had: not a plain inverse
     back_target = f"{MODULE_ALIAS}.{backward.qualname}"
+    extra: list[str] = []  # @given entries for the inverse's own options
     if n_back == 1:
         back = f"{back_target}(value)"
     elif n_back == n_in and n_in > 1:
         back = f"{back_target}(*value)"
+    elif n_in == 1 and all(ERROR_HANDLER.match(a.param.name) for a in inverse.args[1:]):
+        # decode(text, errors): an error handler only acts on malformed input, so any one restores the input
+        options = [(a, f"{a.param.name}_back") for a in inverse.args[1:]]
+        extra = [f"{var}={a.strategy.code}" for a, var in options]
+        passed = [f"{a.param.name}={var}" if a.keyword else var for a, var in options]
+        back = f"{back_target}(value, {', '.join(passed)})"
     else:
         return None
     original = forward.args[0].var if n_in == 1 else f"({', '.join(a.var for a in forward.args)})"
@@ -612,8 +620,12 @@ def roundtrip(forward: Call, backward: FunctionInfo, module: ModuleInfo, max_exa
         f"assert _same({restored}, {original}), (value, back)",
     ]
     name = f"test_{_slug(forward.info.qualname)}_roundtrip_{_slug(backward.name)}"
-    code = _decorators(forward, max_examples) + f"def {name}({', '.join(forward.variables())}):\n" + _indent(lines)
+    variables = [*forward.variables(), *(e.split("=", 1)[0] for e in extra)]
+    code = _decorators(forward, max_examples, extra) + f"def {name}({', '.join(variables)}):\n" + _indent(lines)
     return PropertyTest("roundtrip", name, code, (forward.info.qualname, backward.qualname), frozenset({"_same"}))
+
+
+ERROR_HANDLER = re.compile(r"^errors$")
 
 
 def _variadic(info: FunctionInfo) -> bool:

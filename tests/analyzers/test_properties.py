@@ -482,3 +482,22 @@ def test_a_normaliser_that_strips_one_layer_is_not_idempotent() -> None:
     assert "idempotent" not in [t.family for t in family_tests(module.functions["strip_quotes"], module, 10)[0]]
     assert "idempotent" not in [t.family for t in family_tests(module.functions["strip_prefix"], module, 10)[0]]
     assert "idempotent" in [t.family for t in family_tests(module.functions["strip_spaces"], module, 10)[0]]
+
+
+def test_roundtrip_through_a_decoder_with_an_error_handler() -> None:
+    source = (
+        "def punish_encode(text):\n"
+        "    return text.encode('utf-8')\n"
+        "def punish_decode(data, errors):\n"
+        "    return data.decode('utf-8', errors)\n"
+    )
+    module = parse_module(source)
+    tests, _ = family_tests(module.functions["punish_encode"], module, 20)
+    test = next(t for t in tests if t.family == "roundtrip")
+    assert "back = mod.punish_decode(value, errors_back)" in test.code
+    namespace = types.ModuleType("codec")
+    exec(compile(source, "codec", "exec"), namespace.__dict__)
+    scope: dict[str, object] = {"mod": namespace}
+    header = "import math\nfrom hypothesis import given, settings, strategies as st\n"
+    exec(header + HELPERS["_same"] + test.code, scope)
+    scope[test.name]()  # type: ignore[operator]
