@@ -561,6 +561,8 @@ class _Extractor:
         if outer is not node:  # Python decorated_definition
             found.extend(c for c in outer.children if c.type == "decorator")
             return found
+        if self.lang == "python":
+            return found  # Python's decorators sit only in a decorated_definition, never in the definition
         for child in node.children:
             if child.type in _DECORATOR_TYPES:
                 found.append(child)
@@ -696,9 +698,10 @@ class _Extractor:
     def _docstring(self, node: Node, func: Node, outer: Node) -> str | None:
         if self.lang == "python":
             body = func.child_by_field_name("body")
-            first = body.named_children[0] if body is not None and body.named_child_count else None
+            first = body.named_child(0) if body is not None and body.named_child_count else None
             if first is not None and first.type == "expression_statement" and first.named_child_count:
-                string = first.named_children[0]
+                string = first.named_child(0)
+                assert string is not None
                 if string.type == "string":
                     content = "".join(_text(c) for c in string.named_children if c.type == "string_content")
                     return inspect.cleandoc(content) or None
