@@ -78,10 +78,10 @@ HELPERS = {
     "_same": '''def _same(a, b):
     """Equal, with float tolerance and NaN equal to NaN, through lists, tuples and dicts."""
     if isinstance(a, float) or isinstance(b, float):
-        if isinstance(a, int | float) and isinstance(b, int | float):
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)):
             return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
         return False
-    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
@@ -241,7 +241,7 @@ def allowed_exceptions(info: FunctionInfo, module: ModuleInfo) -> list[str]:
 
 _RETURN_CHECKS = {
     "int": "isinstance(result, int)",
-    "float": "isinstance(result, int | float)",
+    "float": "isinstance(result, (int, float))",
     "str": "isinstance(result, str)",
     "bytes": "isinstance(result, bytes)",
     "bool": "isinstance(result, bool)",
