@@ -75,8 +75,9 @@ class Source:
             return True
         prefix = self._scope_prefix
         top = len(prefix) - 1
-        last = min(end if end is not None and end > start else start, top)
-        first = max(start, 1)
+        last = end if end is not None and end > start else start
+        last = last if last < top else top  # min/max spelt out: this runs for every candidate node
+        first = start if start > 1 else 1
         return first <= last and prefix[last] - prefix[first - 1] > 0
 
     @property
@@ -130,7 +131,8 @@ class Source:
         return found
 
     def first_in_scope(self, lines: Iterable[int]) -> int | None:
-        return min((n for n in lines if self.scope is None or n in self.scope), default=None)
+        scope = self.scope
+        return min(lines if scope is None else scope.intersection(lines), default=None)  # the set work in C
 
 
 class QualityAnalyzer:
