@@ -80,7 +80,10 @@ def create_app(
     routes: list[BaseRoute] = []
     middleware: list[Middleware] = []
     if settings.webhook_secret:
-        inline = not settings.redis_url and not settings.fsync  # see GroupCommitter
+        # See GroupCommitter: a local SQLite commit without fsync is cheapest on the event loop itself; a commit
+        # that waits for a disk flush or the network runs in a thread. DIFFWISE_GROUP_COMMIT overrides it.
+        mode = getattr(settings, "group_commit", "auto")
+        inline = (not settings.redis_url and not settings.fsync) if mode == "auto" else mode == "inline"
         committer = GroupCommitter(lambda batch: get_queue().submit_many(batch), inline=inline)
         receiver = WebhookReceiver(settings.webhook_secret, committer, observe=_delivery_counter())
         state["committer"] = committer

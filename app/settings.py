@@ -15,6 +15,7 @@ from app.errors import ConfigError
 
 LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "fatal", "critical")
 LOG_FORMATS = ("json", "pretty")
+GROUP_COMMIT_MODES = ("auto", "inline", "thread")
 DEFAULT_API_URL = "https://api.github.com"
 USER_AGENT = f"diffwise/{__version__}"
 _SECRET_FIELDS = ("private_key", "webhook_secret", "anthropic_api_key", "github_client_secret")
@@ -43,6 +44,7 @@ class Settings:
     github_client_secret: str | None = field(default=None, repr=False)
     workers: int = 2
     fsync: bool = False
+    group_commit: str = "auto"  # auto | inline | thread: where the receiver's batched enqueue runs
 
     @property
     def has_app_credentials(self) -> bool:
@@ -152,7 +154,17 @@ def _parse(env: Mapping[str, str]) -> Settings:
         github_client_secret=get("GITHUB_CLIENT_SECRET"),
         workers=2 if workers is None else workers,
         fsync=_parse_bool("DIFFWISE_FSYNC", get("DIFFWISE_FSYNC")),
+        group_commit=_choice("DIFFWISE_GROUP_COMMIT", get("DIFFWISE_GROUP_COMMIT"), GROUP_COMMIT_MODES, "auto"),
     )
+
+
+def _choice(name: str, value: str | None, allowed: tuple[str, ...], default: str) -> str:
+    if value is None or not value.strip():
+        return default
+    choice = value.strip().lower()
+    if choice not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)} (got {value.strip()[:40]!r})")
+    return choice
 
 
 def _parse_bool(name: str, value: str | None) -> bool:

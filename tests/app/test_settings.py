@@ -73,6 +73,7 @@ def test_private_key_path(tmp_path: Path, pem: str) -> None:
         ({"WEBHOOK_PATH": "hooks"}, "WEBHOOK_PATH"),
         ({"REDIS_URL": "localhost:6379"}, "REDIS_URL"),
         ({"DIFFWISE_FSYNC": "sometimes"}, "DIFFWISE_FSYNC"),
+        ({"DIFFWISE_GROUP_COMMIT": "later"}, "DIFFWISE_GROUP_COMMIT"),
         ({"DIFFWISE_WORKERS": "0"}, "DIFFWISE_WORKERS"),
         ({"GHE_HOST": "https://ghe.example.com"}, "GHE_HOST"),
         ({"GHE_HOST": "ghe.example.com", "GHE_PROTOCOL": "ftp"}, "GHE_PROTOCOL"),
@@ -124,7 +125,10 @@ def test_optional_extras_are_read() -> None:
         REDIS_URL="redis://127.0.0.1:6379/0",
         DIFFWISE_FSYNC="yes",
         DIFFWISE_WORKERS="4",
+        DIFFWISE_GROUP_COMMIT=" Thread ",
     )
+    assert s.group_commit == "thread"
+    assert load().group_commit == "auto"
     assert s.fsync is True
     assert s.workers == 4
     assert s.database_url == "postgresql://u:p@db/x"

@@ -203,9 +203,17 @@ def test_oversized_streamed_body_stops_reading_at_the_cap() -> None:
     assert chunks.read == 26  # 25 MiB accepted, the 26th chunk crosses the cap, the rest is never read
 
 
-@pytest.mark.parametrize("fsync", [False, True], ids=["inline-commit", "thread-commit"])
-def test_concurrent_deliveries_share_commits_and_duplicates_race_safely(tmp_path: Path, fsync: bool) -> None:
-    settings = Settings.for_tests(webhook_secret=WEBHOOK_SECRET, state_dir=tmp_path / "state", fsync=fsync)
+@pytest.mark.parametrize(
+    ("fsync", "mode", "inline"),
+    [(False, "auto", True), (True, "auto", False), (False, "thread", False), (True, "inline", True)],
+    ids=["inline-commit", "thread-commit-for-fsync", "thread-commit-by-setting", "inline-commit-by-setting"],
+)
+def test_concurrent_deliveries_share_commits_and_duplicates_race_safely(
+    tmp_path: Path, fsync: bool, mode: str, inline: bool
+) -> None:
+    settings = Settings.for_tests(
+        webhook_secret=WEBHOOK_SECRET, state_dir=tmp_path / "state", fsync=fsync, group_commit=mode
+    )
     queue = JobQueue(settings)
 
     async def run() -> tuple[list[int], list[int]]:
@@ -224,6 +232,7 @@ def test_concurrent_deliveries_share_commits_and_duplicates_race_safely(tmp_path
                 *(c.post(HOOK, content=same, headers=webhook_headers("pull_request", "same", same)) for _ in range(20))
             )
         committer = app.state.diffwise["committer"]
+        assert committer._inline is inline
         assert committer.items == 80
         assert committer.batches < 80  # concurrent requests were grouped into shared transactions
         return [r.status_code for r in distinct], [r.status_code for r in dups]
