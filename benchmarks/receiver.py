@@ -1,6 +1,6 @@
 """Receiver throughput and latency: `diffwise serve --no-worker` (durable enqueue) against Probot 14 (in memory).
 
-Run: `python -m benchmarks.receiver [--duration 10] [--rounds 2] [--no-probot] [--fsync]`.
+Run: `python -m benchmarks.receiver [--duration 10] [--rounds 2] [--no-probot] [--fsync] [--thread] [--paced 0.8]`.
 Load comes from `wrk` (apt-get install wrk) with a Lua script giving every request a unique
 X-GitHub-Delivery; without wrk a small asyncio generator is used instead (it saturates sooner, so the
 figures are then a lower bound). Both servers get the same signed ~21 KB `pull_request.opened` delivery
@@ -152,9 +152,16 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def start_diffwise(
-    port: int, state_dir: Path, *, worker: bool, fsync: bool = False, app_key: str | None = None
+    port: int,
+    state_dir: Path,
+    *,
+    worker: bool,
+    fsync: bool = False,
+    app_key: str | None = None,
+    group_commit: str = "auto",
 ) -> subprocess.Popen[bytes]:
     env = {
+        "DIFFWISE_GROUP_COMMIT": group_commit,
         **os.environ,
         "WEBHOOK_SECRET": SECRET,
         "DIFFWISE_STATE_DIR": str(state_dir),
@@ -328,6 +335,9 @@ def main() -> int:
     parser.add_argument("--no-probot", action="store_true")
     parser.add_argument("--fsync", action="store_true", help="also measure DIFFWISE_FSYNC=1 (fsync per group commit)")
     parser.add_argument(
+        "--thread", action="store_true", help="also measure DIFFWISE_GROUP_COMMIT=thread (commits off the event loop)"
+    )
+    parser.add_argument(
         "--paced",
         type=float,
         default=0.8,
@@ -345,14 +355,16 @@ def main() -> int:
     notes: list[str] = []
     work = Path(tempfile.mkdtemp(prefix="diffwise-bench-"))
     try:
-        variants: list[tuple[str, bool]] = [("diffwise (SQLite, synchronous=NORMAL)", False)]
+        variants: list[tuple[str, bool, str]] = [("diffwise (SQLite, synchronous=NORMAL)", False, "auto")]
+        if args.thread:
+            variants.append(("diffwise (SQLite, commit thread)", False, "thread"))
         if args.fsync:
-            variants.append(("diffwise (SQLite, fsync per commit)", True))
+            variants.append(("diffwise (SQLite, fsync per commit)", True, "auto"))
         for round_no in range(args.rounds):
-            for name, fsync in variants:
-                state = work / f"state-{round_no}-{int(fsync)}"
+            for index, (name, fsync, mode) in enumerate(variants):
+                state = work / f"state-{round_no}-{index}"
                 port = free_port()
-                proc = start_diffwise(port, state, worker=False, fsync=fsync)
+                proc = start_diffwise(port, state, worker=False, fsync=fsync, group_commit=mode)
                 try:
                     result, warm_ok = measure(name, port, body, body_file, args, round_no)
                 finally:
@@ -378,14 +390,15 @@ def main() -> int:
             pace_ms = max(1, round(args.connections * 1000 / (slowest * args.paced)))
             paced_args = argparse.Namespace(**{**vars(args), "pace_ms": pace_ms})
             for round_no in range(args.rounds):
-                state = work / f"paced-{round_no}"
-                port = free_port()
-                proc = start_diffwise(port, state, worker=False)
-                try:
-                    result, _ = measure(variants[0][0], port, body, body_file, paced_args, 100 + round_no)
-                finally:
-                    stop(proc)
-                paced.setdefault(result.name, []).append(result)
+                for index, (name, fsync, mode) in enumerate(variants):
+                    state = work / f"paced-{round_no}-{index}"
+                    port = free_port()
+                    proc = start_diffwise(port, state, worker=False, fsync=fsync, group_commit=mode)
+                    try:
+                        result, _ = measure(name, port, body, body_file, paced_args, 100 + round_no)
+                    finally:
+                        stop(proc)
+                    paced.setdefault(result.name, []).append(result)
                 if probot_home is not None:
                     port = free_port()
                     proc = start_probot(probot_home, port)
