@@ -386,7 +386,8 @@ def main() -> int:
         paced: dict[str, list[Result]] = {}
         slowest = min((statistics.median(r.rps for r in rs) for rs in results.values()), default=0.0)
         if args.paced > 0 and slowest > 0:
-            # The same offered load for every server: each connection sends one delivery every pace_ms.
+            # The same pacing for every server: each connection waits pace_ms after an answer before its next
+            # delivery, so no server is pushed to saturation and latencies compare at similar work.
             pace_ms = max(1, round(args.connections * 1000 / (slowest * args.paced)))
             paced_args = argparse.Namespace(**{**vars(args), "pace_ms": pace_ms})
             for round_no in range(args.rounds):
@@ -460,9 +461,9 @@ def main() -> int:
     if paced:
         offered = args.connections * 1000 / paced_args.pace_ms
         print(
-            f"\nSame offered load for both (each of {args.connections} connections sends one delivery every "
-            f"{paced_args.pace_ms} ms, at most {offered:,.0f}/s, about {args.paced:.0%} of the slower server's "
-            "median throughput):\n"
+            f"\nPaced, the same for every server: each of {args.connections} connections waits "
+            f"{paced_args.pace_ms} ms after an answer before its next delivery (under {offered:,.0f}/s, about "
+            f"{args.paced:.0%} of the slowest median throughput at most), so none runs saturated:\n"
         )
         print("| server | deliveries/s | p50 ms | p99 ms (median of rounds) | p99 per round |")
         print("|---|---:|---:|---:|---|")
