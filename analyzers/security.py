@@ -15,7 +15,7 @@ from analyzers.dataflow import SPECS, Flow, Level, Value, join
 from analyzers.diff import FileStatus
 from analyzers.filtering import in_scope, lines_in_scope
 from analyzers.languages import NodeIndex, detect_language, get_language, new_parser
-from analyzers.rulepack import CompiledPack, Condition, Rule, RuleMatch, pack_for, render
+from analyzers.rulepack import CompiledPack, Condition, Context, Rule, RuleMatch, pack_for, render
 from analyzers.secrets import redact
 from analyzers.templates import is_template, template_findings
 
@@ -114,12 +114,13 @@ def scan_tree(
     out: list[Finding] = []
     seen: Counter[tuple[str, str | None, str]] = Counter()
     reported: set[tuple[str, int, int]] = set()
+    text = _FileText(source)
     for match in compiled.run(tree, ranges):
         report = match.node(match.rule.report)
         where = (match.rule.id, report.start_byte, report.end_byte) if report is not None else None
         if where is None or where in reported:
             continue  # several patterns of one rule may match one node: the first that fires wins
-        finding = _judge(match, compiled, flow, path, source, symbol_at)
+        finding = _judge(match, compiled, flow, path, source, symbol_at, text)
         if finding is None:
             continue
         reported.add(where)
@@ -139,6 +140,7 @@ def _judge(
     path: str,
     source: bytes,
     symbol_at: Callable[[int, Node], str | None] | None,
+    text: _FileText | None = None,
 ) -> Finding | None:
     rule = match.rule
     report = match.node(rule.report)
@@ -146,6 +148,9 @@ def _judge(
         return None
     if rule.exclude_paths and re.search(rule.exclude_paths, path):
         return None
+    possible = rule.context is None or text is None or text.may_match(rule.context)
+    if not possible and rule.context is not None and rule.context.otherwise == "skip" and rule.guard is None:
+        return None  # what the context test below would decide, without the pure checks before it
     if not _conditions(rule.when, rule.unless, match, report, flow):
         return None
     if rule.guard is not None and _guarded(rule, match, report, flow, source):
@@ -156,7 +161,7 @@ def _judge(
         if scope is not None and scope.parent is not None and scope.parent.type == "decorated_definition":
             scope = scope.parent  # decorators (e.g. @app.route) belong to the function's context
         scope_text = flow.text(scope) if scope is not None else source.decode("utf-8", "replace")
-        if not rule.context.pattern.search(scope_text):
+        if not possible or not rule.context.pattern.search(scope_text):
             if rule.context.otherwise == "skip":
                 return None
             confidence = Confidence.LOW
@@ -190,6 +195,42 @@ def _judge(
         code=redact(flow.text(report)),
         references=rule.references,
     )
+
+
+# a regex with none of these matches in a part of a text only where it matches in the text itself
+_POSITION_DEPENDENT = re.compile(r"[\^$]|\\[AbBZzG]|\(\?(?!:|[aiLmsux]+\))")
+
+
+class _FileText:
+    """A file's text, decoded once, to rule out a context regex for every match in the file at once."""
+
+    def __init__(self, source: bytes) -> None:
+        self.source = source
+        self._text: str | None = None
+        self._decoded = False
+        self._hits: dict[str, bool] = {}
+
+    def may_match(self, context: Context) -> bool:
+        """False only when `context` matches nowhere in the file, so in no function of it either: the regex
+        has no anchor, boundary or lookaround, and the file is valid UTF-8 (a node's text is then exactly a
+        slice of the file's). True when that cannot be told."""
+        hit = self._hits.get(context.regex)
+        if hit is None:
+            hit = True
+            if not _POSITION_DEPENDENT.search(context.regex):
+                text = self._decode()
+                hit = text is None or context.pattern.search(text) is not None
+            self._hits[context.regex] = hit
+        return hit
+
+    def _decode(self) -> str | None:
+        if not self._decoded:
+            self._decoded = True
+            try:
+                self._text = self.source.decode("utf-8")
+            except UnicodeDecodeError:
+                self._text = None
+        return self._text
 
 
 def _conditions(

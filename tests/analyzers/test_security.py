@@ -143,3 +143,16 @@ def test_secrets_inside_flagged_code_are_masked() -> None:
 def test_unknown_language_and_unparsable_text_give_nothing() -> None:
     assert scan_source("notes.txt", "os.system(x)") == []
     assert scan_source("broken.py", "def (:\n  os.system(") == []
+
+
+def test_a_context_regex_absent_from_the_file_is_ruled_out_once_and_only_when_that_is_safe() -> None:
+    from analyzers.rulepack import Context
+    from analyzers.security import _FileText
+
+    text = _FileText(b"def view():\n    return make(x)\n")
+    assert not text.may_match(Context(regex=r"@[\w.]+\.(?:route|get)\("))  # nowhere in the file: in no part
+    assert text.may_match(Context(regex="(?i)MAKE"))
+    # anchors, boundaries and lookarounds can match in a part but not in the whole: never ruled out
+    for regex in (r"^\s+return", r"(?<!\w)x\b", r"^(?![\s\S]*view)", "x$"):
+        assert text.may_match(Context(regex=regex))
+    assert _FileText(b"\xff bad utf-8").may_match(Context(regex="nothing-like-this"))  # parts may decode otherwise
