@@ -181,18 +181,19 @@ async def execute(ctx: Context, services: Services, command: Command, replier: R
     if not settings.enabled:
         await replier.reply(text.disabled_text())
         return False
-    if command.problem is not None:
-        await replier.reply(text.problem_text(command))
-        return False
     if command.name == "help":
         await replier.reply(text.help_text(app_slug(ctx), command.unknown))
         return command.unknown is None
+    # Permission before arguments: someone who may not run a command is told so, not how to spell it.
     if policy.command_needs_write(command.name):
         permission = await ctx.source.permission(login)
         if permission not in WRITE_PERMISSIONS:
             shown = "tests commit" if command.commit else command.name
             await replier.reply(text.denied_text(login, shown, permission))
             return False
+    if command.problem is not None:
+        await replier.reply(text.problem_text(command))
+        return False
     return await RUNNERS[command.name](Call(ctx, services, command, replier, policy, login))
 
 

@@ -233,6 +233,14 @@ def test_strict_arguments_reply_with_usage(world: World) -> None:
     assert world.calls.rereview == []
 
 
+def test_permission_is_checked_before_arguments(world: World) -> None:
+    world.comment("/diffwise review --base-url http://evil.example", user="reader")
+    [reply] = world.replies()
+    assert "needs write access" in reply
+    assert "--base-url" not in reply
+    assert world.calls.rereview == []
+
+
 # -- each command -----------------------------------------------------------------------------------------
 
 
