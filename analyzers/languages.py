@@ -322,7 +322,8 @@ class NodeIndex:
             for i, kind in enumerate(known):
                 nodes = captures.get(f"k{i}")
                 if nodes:
-                    _document_order(nodes)  # the cursor's order is not document order
+                    if len(nodes) > 1:
+                        _document_order(nodes)  # the cursor's order is not document order
                     fetched[kind] = nodes
         for kind, nodes in fetched.items():
             self._kinds.setdefault(kind, nodes)  # a thread that got here first keeps its (identical) list

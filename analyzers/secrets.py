@@ -9,11 +9,13 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from itertools import accumulate
 
 from analyzers.base import AnalyzerContext, Confidence, Finding, LazyPattern, Pattern, Severity
 from analyzers.filtering import in_scope
 
 MASK = "****"
+_PLUS_ONE = (1).__add__
 CWE_HARDCODED_CREDENTIALS = 798
 
 
@@ -382,8 +384,9 @@ class SecretsAnalyzer:
         return _scan_lines(path, text, lines, starts, changed.added_lines)
 
     def scan(self, path: str, text: str, ctx: AnalyzerContext) -> list[Finding]:
-        starts = _line_starts(text)
         lines = text.split("\n")
+        # where each line starts: 0, then the running sum of len(line) + 1 (accumulated in C)
+        starts = list(accumulate(map(_PLUS_ONE, map(len, lines[:-1])), initial=0))
         test_path = _is_test_path(path)
         out: list[Finding] = []
         seen: Counter[str] = Counter()
@@ -455,15 +458,6 @@ def _gate_hits(text: str, starts: list[int]) -> set[int]:
                 hits.add(bisect.bisect_right(starts, pos))
                 pos = haystack.find(needle, pos + 1)
     return hits
-
-
-def _line_starts(text: str) -> list[int]:
-    starts = [0]
-    pos = text.find("\n")
-    while pos != -1:
-        starts.append(pos + 1)
-        pos = text.find("\n", pos + 1)
-    return starts
 
 
 def _text_from_hunks(hunks: Iterable[object]) -> str:
