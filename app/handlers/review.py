@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 router = Router()
 
 TRIGGERS = ("opened", "reopened", "ready_for_review", "synchronize")
+BASELINE_FILES = 10  # base files read to tell inherited size findings from new ones (GitHub API calls)
 
 
 def skip_reason(pr: PullRequest, policy: Any, action: str | None) -> str | None:
@@ -172,9 +173,11 @@ async def _review_and_publish(
 
     from app.pipeline import ReviewInput, run_review  # heavy: analyzers and tree-sitter
 
-    # Base versions only feed test synthesis (modified-vs-added, the equivalence oracle): a few files at most.
+    # Base versions feed test synthesis (modified-vs-added, the equivalence oracle) and the size findings'
+    # baseline (a limit the base already broke is not reported): a few files at most, read on demand.
     max_functions = int(getattr(getattr(policy, "tests", None), "max_functions", 5) or 5)
-    base_reader = LazyReader(source, pr.base.sha, asyncio.get_running_loop(), limit=2 * max_functions)
+    limit = 2 * max_functions + BASELINE_FILES
+    base_reader = LazyReader(source, pr.base.sha, asyncio.get_running_loop(), limit=limit)
     with tempfile.TemporaryDirectory(prefix="diffwise-head-") as scratch:
         checkout = await verification_checkout(ctx, policy, pr, Path(scratch), notes)
         review = await run_review(
