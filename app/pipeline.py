@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -356,7 +357,7 @@ async def run_review(inp: ReviewInput) -> Review:
     tests_task = _run_tests(inp, changeset, syntax, read, policy, findings, meter)
     (llm_findings, llm_summary, llm_notes), (tests, test_notes, falsified) = await asyncio.gather(llm_task, tests_task)
     notes.extend(llm_notes)
-    notes.extend(test_notes)
+    notes.extend(group_function_notes(test_notes))
     if falsified:
         findings = dedupe_and_rank([*findings, *falsified])
     if llm_findings:
@@ -388,6 +389,36 @@ def _drop_external_duplicates(findings: list[Finding]) -> list[Finding]:
     except ImportError:
         return findings
     return ours + list(drop_duplicates(external, ours))
+
+
+_FUNCTION_NOTE = re.compile(r"^(?P<path>[^:\s]+)::(?P<function>[\w.<>]+): (?P<reason>.+)$")
+
+
+def group_function_notes(notes: Sequence[str], shown: int = 3) -> list[str]:
+    """One line per reason instead of one per function: "path::fn: reason" notes with the same reason merge."""
+    out: list[str] = []
+    grouped: dict[str, list[str]] = {}
+    for note in notes:
+        match = _FUNCTION_NOTE.match(note)
+        if match is None:
+            out.append(note)
+            continue
+        reason = match.group("reason")
+        if reason not in grouped:
+            grouped[reason] = []
+            out.append(reason)  # placeholder, replaced below, keeps the first occurrence's position
+        grouped[reason].append(f"`{match.group('function')}` ({match.group('path')})")
+    merged: list[str] = []
+    for line in out:
+        names = grouped.get(line)
+        if names is None:
+            merged.append(line)
+        elif len(names) == 1:
+            merged.append(f"{names[0]}: {line}")
+        else:
+            more = f" and {len(names) - shown} more" if len(names) > shown else ""
+            merged.append(f"{len(names)} functions, {', '.join(names[:shown])}{more}: {line}")
+    return merged
 
 
 def _cost_meter(inp: ReviewInput) -> Any:

@@ -141,3 +141,15 @@ def test_in_scope_uses_the_finding_side() -> None:
     assert in_scope(finding(2), cs, "added")
     assert not in_scope(finding(1), cs, "added")
     assert in_scope(finding(1), cs, "diff_context")
+
+
+def test_per_function_notes_with_the_same_reason_become_one_line() -> None:
+    from app.pipeline import group_function_notes
+
+    reason = "no strategy for its parameters (annotate them)"
+    notes = ["LLM review skipped (--no-llm)", *(f"pkg/m{i}.py::f{i}: {reason}" for i in range(5)), "pkg/x.py::g: other"]
+    assert group_function_notes(notes) == [
+        "LLM review skipped (--no-llm)",
+        f"5 functions, `f0` (pkg/m0.py), `f1` (pkg/m1.py), `f2` (pkg/m2.py) and 2 more: {reason}",
+        "`g` (pkg/x.py): other",
+    ]
