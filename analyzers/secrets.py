@@ -347,6 +347,15 @@ def redact(text: str, *, path: str | None = None) -> str:
 # ---- the analyzer -----------------------------------------------------------------------------------------
 
 
+def _article(label: str) -> str:
+    """ "An AWS access key", "A GitHub token": by the sound of the first word (letters read out count as vowels)."""
+    word = label.split(" ", 1)[0]
+    spelled = (word.isupper() and len(word) > 1) or word == "npm"  # AWS, SSH, npm: read letter by letter
+    word = word.upper() if spelled else word
+    vowel_sound = (spelled and word[:1] in "AEFHILMNORSX") or (not spelled and word[:1].lower() in "aeio")
+    return "An" if vowel_sound else "A"
+
+
 def _is_test_path(path: str) -> bool:
     lowered = path.lower()
     name = os.path.basename(lowered)
@@ -415,7 +424,8 @@ class SecretsAnalyzer:
                 confidence=confidence,
                 title=f"{s.label[0].upper()}{s.label[1:]} in the change",
                 message=(
-                    f"A {s.label} appears in an added line (`{s.masked}`). Treat it as leaked: revoke or rotate "
+                    f"{_article(s.label)} {s.label} appears in an added line (`{s.masked}`). Treat it as leaked: "
+                    "revoke or rotate "
                     "it, and load it from the environment or a secret manager instead."
                 ),
                 path=path,

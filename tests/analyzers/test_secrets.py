@@ -220,3 +220,22 @@ def test_no_unmasked_secret_in_findings_or_redaction(case: tuple[str, str, str])
     assert tail not in redacted
     assert tail not in redact(text, path=path)
     assert all(tail not in repr(m) for m in find_secrets(text, path=path))
+
+
+@pytest.mark.parametrize(
+    ("label", "article"),
+    [
+        ("AWS access key id", "An"),
+        ("npm token", "An"),
+        ("SSH key", "An"),
+        ("OpenAI API key", "An"),
+        ("GitHub token", "A"),
+        ("JSON Web Token", "A"),
+        ("private key", "A"),
+        ("Slack token", "A"),
+    ],
+)
+def test_messages_use_the_right_article(label: str, article: str) -> None:
+    from analyzers.secrets import _article
+
+    assert _article(label) == article
