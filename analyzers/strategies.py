@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 ParamKind = Literal["positional_only", "positional_or_keyword", "var_positional", "keyword_only", "var_keyword"]
-# "char" occurs only as a usage (`ord(p)`: a single character); its strategy has kind "str"
+# "char" and "texts" occur only as usages (`ord(p)`: a single character; `for x in p: x.split("=")`: a list of
+# text); their strategies have kinds "str" and "list"
 StrategyKind = Literal[
     "int",
     "float",
@@ -26,6 +27,7 @@ StrategyKind = Literal[
     "number",
     "any",
     "char",
+    "texts",
 ]
 
 # The alias under which a generated test imports the module under test; strategy text refers to it.
@@ -381,6 +383,13 @@ def _usage(params: set[str], nodes: list[ast.AST]) -> dict[str, StrategyKind]:
             expr = expr.value
         return expr.id if isinstance(expr, ast.Name) and expr.id in params else None
 
+    # `for item in p:` with item used as text: p is a list of text
+    loops = [n for n in nodes if isinstance(n, ast.For) and isinstance(n.target, ast.Name)]
+    for loop in loops:
+        if isinstance(loop.iter, ast.Name) and loop.iter.id in params and loop.target.id not in params:
+            inner = _usage({loop.target.id}, [n for statement in loop.body for n in ast.walk(statement)])
+            if inner.get(loop.target.id) == "str":
+                out.setdefault(loop.iter.id, "texts")
     # ord(p) as an index (`TABLE[ord(c)]`): the table's size bounds the characters, unknown here
     table_indexes = {id(n.slice) for n in nodes if isinstance(n, ast.Subscript) and isinstance(n.slice, ast.Call)}
     for node in nodes:
@@ -715,6 +724,8 @@ def _strategy_for(
         return Strategy("st.characters()", "str", False)
     if usage == "int":
         return Strategy("st.integers()", "int", False)
+    if usage == "texts":
+        return Strategy("st.lists(st.text(), max_size=20)", "list", False, Strategy("st.text()", "str", False))
     return guess_from_name(name, hint, module)
 
 
@@ -875,6 +886,8 @@ _BOUNDED: dict[str, str] = {
     "weekday": "st.integers(min_value=0, max_value=6)",
 }
 _BYTES_DOC = re.compile(r"bytes-like|bytes object|bytestring|byte string|\bbytes\b", re.IGNORECASE)
+_TEXT_DOC = re.compile(r"\b(string|str|text)\b", re.IGNORECASE)
+_STRUCTURE_DOC = re.compile(r"\b(\d+-)?(tuple|list|dict|dictionary|mapping|sequence|object|instance)s?\b", re.I)
 _NUMERIC_DOC = re.compile(r"\b(mean|median|mode|variance|deviation|numbers|numeric|samples?|average)\b", re.IGNORECASE)
 
 
@@ -897,6 +910,10 @@ def guess_from_name(name: str, hint: str, module: ModuleInfo | None) -> Strategy
     if lowered == "data":
         if _NUMERIC_DOC.search(doc) or (module is not None and module.imports & {"math", "statistics", "fractions"}):
             return Strategy(f"st.lists({FLOATS}, min_size=1, max_size=20)", "list", False)
+        if _TEXT_DOC.search(doc):  # "Convert a date string to ..."
+            return Strategy("st.text()", "str", False)
+        if _STRUCTURE_DOC.search(doc):  # "Turn a 10-tuple as returned by ...": a structure, not raw bytes
+            return None
         return Strategy("st.binary()", "bytes", False)
     if _BYTES_NAMES.match(lowered):
         return Strategy("st.binary()", "bytes", False)

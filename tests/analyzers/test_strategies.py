@@ -359,3 +359,27 @@ def test_usage_as_an_int() -> None:
     assert module.functions["pack"].usage == {"address": "int"}
     assert module.functions["low"].usage == {"value": "int"}  # `|` is also a set union: not a sign of an int
     assert strategy_for(None, name="address", usage="int") == Strategy("st.integers()", "int", False)
+
+
+def test_data_by_its_docstring() -> None:
+    def guess(doc: str) -> str | None:
+        found = guess_from_name("data", f"f\n{doc}", None)
+        return found.code if found is not None else None
+
+    assert guess("Convert a date string to a time tuple.") == "st.text()"
+    assert guess("Turn a 10-tuple as returned by parsedate_tz() into a POSIX timestamp.") is None
+    assert guess("Compress a block of data.") == "st.binary()"
+    assert guess("Decode a bytes object (a byte string).") == "st.binary()"
+
+
+def test_a_list_whose_items_are_used_as_text() -> None:
+    module = parse_module(
+        "def parse_pairs(l):\n"
+        "    parsed = {}\n"
+        "    for elt in l:\n"
+        "        k, v = elt.split('=', 1)\n"
+        "        parsed[k] = v\n"
+        "    return parsed\n"
+    )
+    assert module.functions["parse_pairs"].usage == {"l": "texts"}
+    assert strategy_for(None, name="l", usage="texts").code == "st.lists(st.text(), max_size=20)"
