@@ -11,6 +11,7 @@ from typing import Any, Literal, Protocol
 from analyzers.base import FileReader, Finding
 from analyzers.diff import ChangedFile, ChangeSet, FileStatus
 from analyzers.properties import HELPERS, STRENGTH, PropertyTest, family_tests, plan_call
+from analyzers.sideeffects import io_call
 from analyzers.strategies import MODULE_ALIAS, FunctionInfo, ModuleInfo, parse_module
 from analyzers.testcheck import check_test_module
 
@@ -185,6 +186,9 @@ def untestable_reason(info: FunctionInfo) -> str | None:
         return "property, abstract or overload"
     if info.method_kind == "method" and not info.params and info.complexity <= 1:
         return "trivial accessor"
+    reached = io_call(info.source)
+    if reached is not None:
+        return f"it calls `{reached.lstrip('.')}` (network, processes, files or sleep): not for a property test"
     return None
 
 
