@@ -312,7 +312,7 @@ def _function(node: ast.FunctionDef | ast.AsyncFunctionDef, cls: str | None, lin
 
 
 _BYTES_CALLS = re.compile(r"^(BytesIO|memoryview|bytearray|b2a_\w+|a2b_\w+|hexlify|unhexlify|crc32|adler32)$")
-_BYTES_MODULES = frozenset({"binascii", "zlib", "struct", "_bz2", "_lzma"})
+_BYTES_MODULES = frozenset({"binascii", "zlib", "struct", "_bz2", "_lzma", "bz2", "lzma", "gzip", "base64", "quopri"})
 # re functions and the position of the string they search: it has the type of the (literal) pattern
 _RE_SUBJECT = {"match": 1, "search": 1, "fullmatch": 1, "split": 1, "findall": 1, "finditer": 1, "sub": 2, "subn": 2}
 

@@ -383,3 +383,12 @@ def test_a_list_whose_items_are_used_as_text() -> None:
     )
     assert module.functions["parse_pairs"].usage == {"l": "texts"}
     assert strategy_for(None, name="l", usage="texts").code == "st.lists(st.text(), max_size=20)"
+
+
+def test_the_first_argument_of_a_codec_module_is_bytes() -> None:
+    module = parse_module(
+        "import base64\n"
+        "def base64_encode(input, errors='strict'):\n"
+        "    return (base64.encodebytes(input), len(input))\n"
+    )
+    assert module.functions["base64_encode"].usage == {"input": "bytes"}
