@@ -46,26 +46,20 @@ def set_repo(repo: str | None) -> None:
 
 
 def build_redactor(secrets: Iterable[str]) -> Callable[[str], str]:
-    """Mask configured secret values and well-known token shapes; use analyzers.secrets.redact when it exists."""
+    """Mask configured secret values, well-known token shapes and whatever analyzers.secrets.redact finds."""
+    from analyzers.secrets import redact as analyzer_redact
+
     known = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
-    try:
-        from analyzers.secrets import redact as analyzer_redact  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        analyzer_redact = None
 
     def redact(text: str) -> str:
         for secret in known:
             if secret in text:
                 text = text.replace(secret, MASK)
         text = _TOKEN_SHAPES.sub(MASK, text)
-        if analyzer_redact is not None:
-            try:
-                result = analyzer_redact(text)
-            except Exception:  # a redactor bug must never lose the log line
-                return text
-            if isinstance(result, str):
-                text = result
-        return text
+        try:
+            return analyzer_redact(text)
+        except Exception:  # a redactor bug must never lose the log line
+            return text
 
     return redact
 

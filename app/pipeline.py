@@ -7,7 +7,7 @@ import logging
 import re
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -117,17 +117,18 @@ def select_files(inp: ReviewInput, policy: Any) -> tuple[ChangeSet, list[Skipped
             skipped.append(Skipped(f.path, f"too large ({len(f.added_lines)} added lines)"))
     paths = _section(policy, "paths")
     if getattr(paths, "skip_generated", True):
+        from analyzers.generated import classify_skips
+
         try:
-            from analyzers.generated import classify_skips
-        except ImportError:
-            classify_skips = None
-        if classify_skips is not None:
-            try:
-                skipped.extend(classify_skips(changeset, inp.read_head, inp.gitattributes))
-            except Exception as exc:  # a detector bug must not lose the review
-                notes.append(f"generated-file detection failed: {exc}")
+            skipped.extend(classify_skips(changeset, inp.read_head, inp.gitattributes))
+        except Exception as exc:  # a detector bug must not lose the review
+            notes.append(f"generated-file detection failed: {exc}")
+    unique: list[Skipped] = []
     seen: set[str] = set()
-    unique = [s for s in skipped if not (s.path in seen or seen.add(s.path))]
+    for s in skipped:  # the first skip reason per path
+        if s.path not in seen:
+            seen.add(s.path)
+            unique.append(s)
     return changeset.with_skipped(unique), [*inp.changeset.skipped, *unique], notes
 
 
@@ -213,7 +214,7 @@ async def run_analyzers(
     shared = [i for i, (a, _) in enumerate(contexts) if getattr(a, "cpu_bound", False) is True]
     alone = [i for i in range(len(contexts)) if i not in shared]
     outcomes: list[list[Finding] | BaseException | None] = [None] * len(contexts)
-    jobs = [asyncio.to_thread(contexts[i][0].analyze, contexts[i][1]) for i in alone]
+    jobs: list[Awaitable[Any]] = [asyncio.to_thread(contexts[i][0].analyze, contexts[i][1]) for i in alone]
     if shared:
         jobs.append(asyncio.to_thread(_analyze_in_turn, contexts, shared, outcomes))
     results = await asyncio.gather(*jobs, return_exceptions=True)
@@ -223,20 +224,20 @@ async def run_analyzers(
         for i in shared:
             outcomes[i] = outcomes[i] if outcomes[i] is not None else results[-1]
     findings: list[Finding] = []
-    for (analyzer, _), result in zip(contexts, outcomes, strict=True):  # in the analyzers' order
+    for (analyzer, _), outcome in zip(contexts, outcomes, strict=True):  # in the analyzers' order
         name = analyzer.name
-        if isinstance(result, BaseException):
-            log.exception("analyzer %s crashed", name, exc_info=result)
-            failed.append((name, f"{type(result).__name__}: {result}"))
+        if isinstance(outcome, BaseException):
+            log.exception("analyzer %s crashed", name, exc_info=outcome)
+            failed.append((name, f"{type(outcome).__name__}: {outcome}"))
+        elif outcome is None:  # a broken analyzer: say so, like a crash
+            failed.append((name, "returned no findings list"))
         else:
-            findings.extend(result)  # type: ignore[arg-type]  # every analyzer ran: none is left None
+            findings.extend(outcome)
     if syntax is not None:
-        try:
-            from analyzers.syntax import syntax_findings
+        from analyzers.syntax import syntax_findings
 
+        try:
             findings.extend(syntax_findings(syntax, changeset))
-        except ImportError:
-            pass
         except Exception as exc:
             failed.append(("syntax", f"{type(exc).__name__}: {exc}"))
     return findings, failed
@@ -318,13 +319,9 @@ async def run_review(inp: ReviewInput) -> Review:
         skipped.extend(Skipped(p, f"too large (over {MAX_FILE_BYTES // 1000} KB)") for p in sorted(read.too_large))
         changeset = changeset.with_skipped(Skipped(p, "too large") for p in read.too_large)
 
-    syntax = None
-    try:
-        from analyzers.syntax import build_syntax_map
-    except ImportError:
-        build_syntax_map = None
-    if build_syntax_map is not None:
-        syntax = await asyncio.to_thread(build_syntax_map, changeset, read)
+    from analyzers.syntax import build_syntax_map
+
+    syntax = await asyncio.to_thread(build_syntax_map, changeset, read)
     timings.append(("parse", time.perf_counter() - t0))
 
     t1 = time.perf_counter()

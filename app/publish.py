@@ -405,7 +405,8 @@ class Publisher:
         posted = {fid for c in existing if c.author_is_bot for fid in c.finding_ids}
         inline, in_summary, already, over_cap, below = self.plan(changeset, review.findings, posted)
 
-        review_id, rejected = None, []
+        review_id: int | None = None
+        rejected: list[Any] = []
         if inline:
             body = (
                 f"diffwise found {len(inline)} new issue(s) at `{self.target.head_sha[:7]}`; see the summary comment."

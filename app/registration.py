@@ -139,7 +139,7 @@ def merge_env(existing: str, values: Mapping[str, str]) -> str:
         stripped = line.strip()
         body = stripped[len("export ") :].lstrip() if stripped.startswith("export ") else stripped
         key = body.partition("=")[0].strip() if "=" in body and not body.startswith("#") else None
-        if key in values:
+        if key is not None and key in values:
             if key not in written:
                 out.append(f"{key}={values[key]}")
                 written.add(key)

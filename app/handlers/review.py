@@ -293,15 +293,12 @@ def apply_feedback(
     findings = [f for f in review.findings if not suppressions.suppresses(f.id, f.rule)]
     suppressed = len(review.findings) - len(findings)
     demoted: list[str] = []
-    try:
-        from app.demotion import demote, demoted_for
-    except ImportError:
-        demote = None
-    if demote is not None:
-        min_severity = getattr(getattr(policy, "comments", None), "min_severity", "medium")
-        rates = demoted_for(pr_state.engine, repo_key, policy)
-        if rates:
-            findings, demoted = demote(findings, rates, Severity.parse(min_severity))
+    from app.demotion import demote, demoted_for
+
+    min_severity = getattr(getattr(policy, "comments", None), "min_severity", "medium")
+    rates = demoted_for(pr_state.engine, repo_key, policy)
+    if rates:
+        findings, demoted = demote(findings, rates, Severity.parse(min_severity))
     notes = list(review.notes)
     if suppressed:
         notes.append(f"{suppressed} finding(s) suppressed on this PR with `/diffwise ignore`.")
