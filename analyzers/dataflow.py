@@ -746,10 +746,10 @@ class Flow:
             if base.type in spec.identifiers:
                 out.append((self.text(base), True))
             return out
-        out: list[tuple[str, bool]] = []
+        targets: list[tuple[str, bool]] = []
         for child in lhs.named_children:
-            out.extend(self._targets(child))
-        return out
+            targets.extend(self._targets(child))
+        return targets
 
     def _mutation(self, call: Node, func: Node | None, index: dict[str, list[_Assign]]) -> None:
         """`xs.append(v)` / `sb.append(v)` / `m.put(k, v)` taint the receiver like an augmented assignment."""

@@ -185,15 +185,15 @@ def load_source(ctx: AnalyzerContext, path: str, scope: frozenset[int] | None) -
     if parsed is not None:
         lang, text, tree, fs = parsed
         return Source(path, lang, text, text.encode("utf-8", "surrogatepass"), tree, scope, fs)
-    text = ctx.read_file(path)
-    if text is None or len(text) > MAX_SOURCE_BYTES or "\x00" in text:
+    read = ctx.read_file(path)
+    if read is None or len(read) > MAX_SOURCE_BYTES or "\x00" in read:
         return None
-    lang = detect_language(path, text)
-    parser = new_parser(lang) if lang else None
-    if lang is None or parser is None:
+    language = detect_language(path, read)
+    parser = new_parser(language) if language else None
+    if language is None or parser is None:
         return None
-    data = text.encode("utf-8", "surrogatepass")
-    return Source(path, lang, text, data, parser.parse(data), scope)
+    data = read.encode("utf-8", "surrogatepass")
+    return Source(path, language, read, data, parser.parse(data), scope)
 
 
 def _from_syntax_map(ctx: AnalyzerContext, path: str) -> tuple[str, str, Tree, Any] | None:

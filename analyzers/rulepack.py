@@ -109,12 +109,20 @@ class Rule(_Model):
     @field_validator("severity", mode="before")
     @classmethod
     def _severity(cls, value: object) -> Severity:
-        return Severity.parse(value) if isinstance(value, str | Severity) else Severity(int(value))  # type: ignore[arg-type]
+        if isinstance(value, str | Severity):
+            return Severity.parse(value)
+        if isinstance(value, int):
+            return Severity(value)
+        raise ValueError(f"severity must be a name or a number, not {type(value).__name__}")
 
     @field_validator("confidence", mode="before")
     @classmethod
     def _confidence(cls, value: object) -> Confidence:
-        return Confidence.parse(value) if isinstance(value, str | Confidence) else Confidence(int(value))  # type: ignore[arg-type]
+        if isinstance(value, str | Confidence):
+            return Confidence.parse(value)
+        if isinstance(value, int):
+            return Confidence(value)
+        raise ValueError(f"confidence must be a name or a number, not {type(value).__name__}")
 
     @model_validator(mode="after")
     def _captures_exist(self) -> Rule:

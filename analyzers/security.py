@@ -68,11 +68,12 @@ class SecurityAnalyzer:
             text = ctx.read_file(path)
             if text is None:
                 return []
-            language = detect_language(path, text)
+            detected = detect_language(path, text)
             source = text.encode("utf-8", "surrogatepass")
-            tree = _parse(language, source)
-            if tree is None or language is None:
+            parsed = _parse(detected, source)
+            if parsed is None or detected is None:
                 return []
+            tree, language = parsed, detected
 
         def symbol_at(line: int, node: Node) -> str | None:
             if ctx.syntax is not None:
