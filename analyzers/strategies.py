@@ -887,7 +887,7 @@ _BOUNDED: dict[str, str] = {
 }
 _BYTES_DOC = re.compile(r"bytes-like|bytes object|bytestring|byte string|\bbytes\b", re.IGNORECASE)
 _TEXT_DOC = re.compile(r"\b(string|str|text)\b", re.IGNORECASE)
-_STRUCTURE_DOC = re.compile(r"\b(\d+-)?(tuple|list|dict|dictionary|mapping|sequence|object|instance)s?\b", re.I)
+_STRUCTURE_DOC = re.compile(r"\b(\d+-)?tuples?\b", re.IGNORECASE)  # ("... object instead" is no structure)
 _NUMERIC_DOC = re.compile(r"\b(mean|median|mode|variance|deviation|numbers|numeric|samples?|average)\b", re.IGNORECASE)
 
 
@@ -912,7 +912,7 @@ def guess_from_name(name: str, hint: str, module: ModuleInfo | None) -> Strategy
             return Strategy(f"st.lists({FLOATS}, min_size=1, max_size=20)", "list", False)
         if _TEXT_DOC.search(doc):  # "Convert a date string to ..."
             return Strategy("st.text()", "str", False)
-        if _STRUCTURE_DOC.search(doc):  # "Turn a 10-tuple as returned by ...": a structure, not raw bytes
+        if _STRUCTURE_DOC.search(doc):  # "Turn a 10-tuple as returned by ...": a tuple, not raw bytes
             return None
         return Strategy("st.binary()", "bytes", False)
     if _BYTES_NAMES.match(lowered):

@@ -368,7 +368,7 @@ def test_data_by_its_docstring() -> None:
 
     assert guess("Convert a date string to a time tuple.") == "st.text()"
     assert guess("Turn a 10-tuple as returned by parsedate_tz() into a POSIX timestamp.") is None
-    assert guess("Compress a block of data.") == "st.binary()"
+    assert guess("Compress a block of data. For incremental compression, use a Compressor object.") == "st.binary()"
     assert guess("Decode a bytes object (a byte string).") == "st.binary()"
 
 
