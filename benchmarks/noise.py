@@ -478,8 +478,19 @@ def render(results: Sequence[PairResult], elapsed: float) -> str:
     )
     lines += ["", f"Per 1,000 added lines of Python ({py_added} lines):", ""]
     lines.append(f"- diffwise inline comments: **{per_thousand(inline, py_added)}**")
+    by_rule = Counter(f[2] for r in done for f in r.medium_up)
+    if by_rule:
+        lines.append("  - by rule: " + ", ".join(f"`{k}` ×{v}" for k, v in by_rule.most_common()))
+    security = sum(
+        min(DEFAULT_MAX_COMMENTS, sum(1 for f in r.medium_up if f[2].startswith(("security/", "secrets/"))))
+        for r in done
+    )
     lines.append(
-        f"- diffwise findings of any severity (most go to the summary, not inline): "
+        f"  - security and secrets rules only (the baselines' scope): {security}, "
+        f"**{per_thousand(security, py_added)}**"
+    )
+    lines.append(
+        f"- diffwise findings of any severity (those below medium are not posted inline): "
         f"{per_thousand(sum(total_sev.values()), py_added)}"
     )
     for label, value, value_na in (("Bandit", bandit, bandit_na), ("ruff --select S", ruff, ruff_na)):
