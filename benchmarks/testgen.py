@@ -84,11 +84,14 @@ HELDOUT: dict[str, tuple[str, ...]] = {
 # Second held-out corpus: modules in neither corpus above, listed and run once before any change made for it.
 # That first run (2026-11-26, commit 25b03b0): ours 15/29 tests pass on the real code (24 of 43 functions get
 # tests), kill rate 22/305 = 7.2%; no-crash floor 13/24 pass, 5.2%; ghostwriter 9/10 pass (33 invalid), 6.2%;
-# ours+base 36/51 pass, 22.0%. After general fixes (commit 95a5d54; figures of all three corpora at that commit):
-#   heldout2  ours 36/36 pass (31 functions), 74/305 = 24.3%; floor 31/31, 12.1%; ghostwriter 9/10, 6.2%;
-#             ours+base 66/66, 47.5%
-#   heldout   ours 26/26 pass, 42/134 = 31.3%; floor 17/17, 11.2%; ghostwriter 0/1; ours+base 43/43, 47.0%
+# ours+base 36/51 pass, 22.0%. After general fixes (commit 4ba39bf, all four corpora run at that commit):
 #   main      ours 90/90 pass, 185/380 = 48.7%; floor 52/52, 8.9%; ghostwriter 8/9, 3.9%; ours+base 142/142, 73.7%
+#   heldout   ours 26/26 pass, 42/134 = 31.3%; floor 17/17, 11.2%; ghostwriter 0/1; ours+base 43/43, 47.0%
+#   heldout2  ours 37/37 pass (32 functions), 80/305 = 26.2%; floor 32/32, 13.8%; ghostwriter 9/10, 6.2%;
+#             ours+base 68/68, 50.2%
+#   heldout3  ours 14/16 pass (16 functions), 34/222 = 15.3%; floor 14/16, 11.7%; ghostwriter 6/9, 1.4%;
+#             ours+base 30/32, 33.8%. The two failures are crashes of the real code on malformed input:
+#             urllib.request.parse_keqv_list(["a="]) and nturl2path.url2pathname("|x") raise IndexError.
 HELDOUT2: dict[str, tuple[str, ...]] = {
     "difflib": ("get_close_matches", "IS_LINE_JUNK", "IS_CHARACTER_JUNK"),
     "ipaddress": ("ip_address", "ip_network", "v4_int_to_packed", "v6_int_to_packed"),
