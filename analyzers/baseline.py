@@ -6,8 +6,12 @@ people to ignore the bot. So each size finding (complexity, length, parameters, 
 same function (by qualified name) in the base version of its file:
 
 - the function is new, or was within the limit before: kept (this change crossed it);
-- it was over the limit and the change made it worse: kept, saying what it was before;
+- it was over the limit and the change made it worse: kept at low severity (the summary, not an inline
+  comment: one more parameter on a 20-parameter API is rarely the moment to redesign it), saying what it was;
 - it was over the limit and the change did not make it worse: dropped.
+
+`merge_per_function` then folds the size findings of one function into one (the most severe first), so a
+function over three limits gets one comment, not three.
 
 Base versions are read for at most `max_files` files; a file whose base cannot be read keeps its findings.
 """
@@ -18,7 +22,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
 
-from analyzers.base import FileReader, Finding
+from analyzers.base import FileReader, Finding, Severity
 from analyzers.diff import ChangeSet, FileStatus
 from analyzers.languages import detect_language, new_parser
 from analyzers.metrics import FunctionInfo, functions
@@ -86,4 +90,43 @@ def _judge(finding: Finding, base: dict[str, FunctionInfo]) -> Finding | None:
     if value <= was:
         return None  # inherited, and not made worse
     message = finding.message.rstrip(".") + f" (it was already {was} before this change, which made it worse)."
-    return replace(finding, message=message, extra={**finding.extra, "base_value": was})
+    severity = min(finding.severity, Severity.LOW)
+    return replace(finding, message=message, severity=severity, extra={**finding.extra, "base_value": was})
+
+
+def merge_per_function(findings: Sequence[Finding]) -> list[Finding]:
+    """One size finding per function: the most severe, with the other limits it breaks appended."""
+    groups: dict[tuple[str, str], list[Finding]] = defaultdict(list)
+    for f in findings:
+        if f.rule in METRICS and f.source == "analyzer" and f.symbol:
+            groups[(f.path, f.symbol)].append(f)
+    merged: dict[int, Finding | None] = {}
+    order = list(METRICS)
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        group.sort(key=lambda f: (-int(f.severity), order.index(f.rule)))
+        primary, others = group[0], group[1:]
+        also = "; ".join(f"{_label(f)} {f.extra.get('value')} (limit {f.extra.get('limit')})" for f in others)
+        merged[id(primary)] = replace(
+            primary,
+            message=f"{primary.message} Also over its limits: {also}.",
+            extra={**primary.extra, "also": [f.rule for f in others]},
+        )
+        for f in others:
+            merged[id(f)] = None
+    out: list[Finding] = []
+    for f in findings:
+        kept = merged.get(id(f), f)
+        if kept is not None:
+            out.append(kept)
+    return out
+
+
+def _label(f: Finding) -> str:
+    return {
+        "quality/complexity": "cyclomatic complexity",
+        "quality/function-length": "length",
+        "quality/too-many-params": "parameter count",
+        "quality/deep-nesting": "nesting depth",
+    }[f.rule]

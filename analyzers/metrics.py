@@ -142,10 +142,11 @@ class FunctionInfo:
     own_lines: frozenset[int]  # lines of this function minus those of nested named functions
     header: str  # the header line's text, stripped (a stable fingerprint anchor)
     node: Node = field(compare=False, hash=False, repr=False)
+    doc_lines: int = 0  # lines of the docstring (Python): documentation is not length to split up
 
     @property
     def length(self) -> int:
-        return self.end_line - self.start_line + 1
+        return self.end_line - self.start_line + 1 - self.doc_lines
 
 
 LineFilter = Callable[[int, int], bool]
@@ -328,7 +329,19 @@ def _measure(
         own_lines=frozenset(own),
         header=header,
         node=node,
+        doc_lines=_docstring_lines(node) if lang == "python" else 0,
     )
+
+
+def _docstring_lines(func: Node) -> int:
+    """How many lines a Python function's docstring takes (0 without one)."""
+    body = func.child_by_field_name("body")
+    first = body.named_children[0] if body is not None and body.named_children else None
+    if first is None or first.type != "expression_statement" or not first.named_children:
+        return 0
+    if first.named_children[0].type not in ("string", "concatenated_string"):
+        return 0
+    return first.end_point.row - first.start_point.row + 1
 
 
 def body_kinds(lang: str) -> frozenset[str]:

@@ -216,9 +216,10 @@ def _from_syntax_map(ctx: AnalyzerContext, path: str) -> tuple[str, str, Tree, A
 
 def check_source(src: Source, limits: Mapping[str, int]) -> list[Finding]:
     out: list[Finding] = []
-    if supported(src.lang):
+    if supported(src.lang) and not src.path.endswith(".pyi"):  # a stub's signatures mirror an API, not code
         for fn in src.functions:
-            out.extend(metric_findings(src, fn, limits))
+            if not _is_overload(fn):
+                out.extend(metric_findings(src, fn, limits))
     if src.lang == "python":
         out.extend(python_findings(src))
     elif src.lang in JS_LANGS:
@@ -291,6 +292,17 @@ def _text(node: Node | None) -> str:
 
 
 # ---- per-function metrics -------------------------------------------------------------------------
+
+
+def _is_overload(fn: FunctionInfo) -> bool:
+    """A typing.overload signature: it restates the implementation's parameters, so its size is not its own."""
+    parent = fn.node.parent
+    if parent is None or parent.type != "decorated_definition":
+        return False
+    return any(
+        child.type == "decorator" and (child.text or b"").decode("utf-8", "replace").rstrip().endswith("overload")
+        for child in parent.children
+    )
 
 
 def metric_findings(src: Source, fn: FunctionInfo, limits: Mapping[str, int]) -> list[Finding]:

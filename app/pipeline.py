@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from analyzers.base import Analyzer, AnalyzerContext, Confidence, FileReader, FilterMode, Finding, Severity
-from analyzers.baseline import compare_with_base
+from analyzers.baseline import compare_with_base, merge_per_function
+from analyzers.consolidate import demote_moved_code, merge_nearby
 from analyzers.diff import ChangeSet, Skipped
 from analyzers.filtering import in_scope as _filter_in_scope
 from analyzers.registry import load_analyzer
@@ -336,9 +337,12 @@ async def run_review(inp: ReviewInput) -> Review:
     findings = [f for f in findings if f.path not in read.too_large and in_scope(f, changeset, mode)]
     findings = _drop_external_duplicates(findings)
     findings = demote_test_code(findings)  # before the policy: its confidence floor then hides them
+    findings = demote_moved_code(findings, changeset, read)
     # Size limits the base version already broke are not this change's to fix (blocking base reads: a thread)
     findings, inherited = await asyncio.to_thread(compare_with_base, findings, changeset, inp.read_base)
     findings, suppressed = apply_policy(findings, policy)
+    findings = merge_per_function(findings)  # after the policy: a disabled size rule is not folded back in
+    findings = merge_nearby(findings)
     suppressed += inherited
     if inherited:
         notes.append(

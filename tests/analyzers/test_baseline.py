@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from analyzers.base import AnalyzerContext
-from analyzers.baseline import compare_with_base
+from analyzers.base import AnalyzerContext, Severity
+from analyzers.baseline import METRICS, compare_with_base, merge_per_function
 from analyzers.diff import ChangeSet
 from analyzers.quality import QualityAnalyzer
 
@@ -45,6 +45,7 @@ def test_growing_an_already_long_function_is_reported_with_what_it_was() -> None
     assert dropped == 0
     assert kept.extra["base_value"] == 102
     assert "it was already 102 before this change" in kept.message
+    assert kept.severity == Severity.LOW  # the summary, not an inline comment
 
 
 def test_crossing_the_limit_in_this_change_and_new_functions_are_kept() -> None:
@@ -89,3 +90,41 @@ def test_the_pipeline_says_how_many_it_left_out() -> None:
     review = asyncio.run(run_review(inp))
     assert not [f for f in review.findings if f.rule == "quality/function-length"]
     assert any("1 size finding(s) left out" in n for n in review.notes)
+
+
+def test_one_function_over_several_limits_gets_one_finding() -> None:
+    params = ", ".join(f"p{i}" for i in range(9))
+    branches = "".join(f"    if p{i}:\n        x = {i}\n" for i in range(9))
+    head = f"def wide({params}):\n{branches}" + "".join(f"    y{i} = {i}\n" for i in range(80)) + "    return 0\n"
+    cs = change("", head)
+    ctx = AnalyzerContext(changeset=cs, read_file={"pkg/mod.py": head}.get, mode="added")
+    found = [f for f in QualityAnalyzer().analyze(ctx) if f.symbol == "wide" and f.rule in METRICS]
+    assert {f.rule for f in found} >= {"quality/function-length", "quality/too-many-params"}
+    [merged] = [f for f in merge_per_function(found) if f.symbol == "wide"]
+    assert merged.extra["also"]
+    assert "Also over its limits:" in merged.message
+    assert merge_per_function([found[0]]) == [found[0]]
+
+
+def test_docstrings_do_not_count_towards_length_and_stubs_and_overloads_are_not_measured() -> None:
+    doc = '    """' + "\n".join(["Documentation."] * 90) + '\n    """\n'
+    head = "def documented(a):\n" + doc + "    return a\n"
+    cs = change("", head)
+    assert quality(cs, head) == []  # 93 lines, 91 of them docstring
+    stub = (
+        "from typing import overload\n\n\n@overload\ndef f("
+        + ", ".join(f"a{i}: int" for i in range(9))
+        + ") -> int: ...\n"
+    )
+    cs = change("", stub, "pkg/api.py")
+    ctx = AnalyzerContext(changeset=cs, read_file={"pkg/api.py": stub}.get, mode="added")
+    assert [f for f in QualityAnalyzer().analyze(ctx) if f.rule == "quality/too-many-params"] == []
+    plain = stub.replace("@overload\n", "")
+    cs = change("", plain, "pkg/api.pyi")
+    ctx = AnalyzerContext(changeset=cs, read_file={"pkg/api.pyi": plain}.get, mode="added")
+    assert [f for f in QualityAnalyzer().analyze(ctx) if f.rule == "quality/too-many-params"] == []
+    cs = change("", plain, "pkg/api.py")
+    ctx = AnalyzerContext(changeset=cs, read_file={"pkg/api.py": plain}.get, mode="added")
+    assert [f.rule for f in QualityAnalyzer().analyze(ctx) if f.rule == "quality/too-many-params"] == [
+        "quality/too-many-params"
+    ]
