@@ -96,6 +96,10 @@ class Rule(_Model):
     fix: FixSpec | None = None
     references: tuple[str, ...] = ()
     exclude_paths: str | None = None  # regex over the file path (e.g. tests, where asserts are the point)
+    # a regex over the conditions of the `if`s around the sink: when one matches, the sink runs only because a
+    # caller asked for it (e.g. `if verify is False:` in a client library implementing that option), so the
+    # finding is low confidence
+    opt_out: str | None = None
     languages: tuple[str, ...] = ()  # restrict to some of the pack's languages (e.g. JSX-only rules)
     enabled: bool = True
 

@@ -134,6 +134,21 @@ def scan_tree(
     return out
 
 
+_BRANCHES = frozenset({"if_statement", "elif_clause", "if_expression", "conditional_expression", "ternary_expression"})
+
+
+def _inside_opt_out(node: Node, regex: str, flow: Flow) -> bool:
+    """Is `node` in a branch whose condition matches `regex` (a caller's explicit choice, like `if not verify`)?"""
+    parent = node.parent
+    while parent is not None:
+        if parent.type in _BRANCHES:
+            condition = parent.child_by_field_name("condition")
+            if condition is not None and re.search(regex, flow.text(condition)):
+                return True
+        parent = parent.parent
+    return False
+
+
 def _judge(
     match: RuleMatch,
     compiled: CompiledPack,
@@ -171,6 +186,8 @@ def _judge(
         return None
     if rule.taint is not None:
         confidence = verdict.confidence if rule.context is None else min(confidence, verdict.confidence)
+    if rule.opt_out is not None and _inside_opt_out(report, rule.opt_out, flow):
+        confidence = Confidence.LOW
     value = verdict.value
     values = {name: _short(flow.text(nodes[0])) for name, nodes in match.captures.items() if nodes}
     values["origin"] = _origin(value)

@@ -156,3 +156,13 @@ def test_a_context_regex_absent_from_the_file_is_ruled_out_once_and_only_when_th
     for regex in (r"^\s+return", r"(?<!\w)x\b", r"^(?![\s\S]*view)", "x$"):
         assert text.may_match(Context(regex=regex))
     assert _FileText(b"\xff bad utf-8").may_match(Context(regex="nothing-like-this"))  # parts may decode otherwise
+
+
+def test_a_library_implementing_its_callers_opt_out_is_low_confidence() -> None:
+    code = (
+        "import ssl\n\n\ndef make(verify=True):\n    ctx = ssl.create_default_context()\n"
+        "    if verify is False:\n        ctx.verify_mode = ssl.CERT_NONE\n    return ctx\n\n\n"
+        "def always():\n    ctx = ssl.create_default_context()\n    ctx.verify_mode = ssl.CERT_NONE\n    return ctx\n"
+    )
+    found = {f.start_line: f.confidence for f in scan_source("client.py", code) if f.rule == "security/cert-none"}
+    assert found == {7: Confidence.LOW, 13: Confidence.HIGH}
