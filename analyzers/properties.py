@@ -183,8 +183,8 @@ PARSER = re.compile(
 
 ENCODER = re.compile(r"encode", re.IGNORECASE)
 CODEC_PARAMS = re.compile(r"^(encoding|charset|codec)$", re.IGNORECASE)
-DECODING_WORDS = ("deserialize", "deserialise", "decode", "decrypt", "decompress", "loads", "load", "unquote")
-DECODING_WORDS += ("unescape", "unmarshal", "unpack", "unwrap", "thaw", "split", "parse", "from_")
+DECODING_WORDS: tuple[str, ...] = ("deserialize", "deserialise", "decode", "decrypt", "decompress", "loads", "load")
+DECODING_WORDS += ("unquote", "unescape", "unmarshal", "unpack", "unwrap", "thaw", "split", "parse", "from_")
 
 
 def is_parser(info: FunctionInfo, module: ModuleInfo) -> bool:

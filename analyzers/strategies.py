@@ -368,8 +368,8 @@ def _text_literals(params: set[str], nodes: list[ast.AST]) -> dict[str, tuple[st
                 pairs = [(node.func.value, literal) for literal in literals]
         for subject, other in pairs:
             name = _text_subject(subject, root, other)
-            if name is not None and isinstance(other, ast.Constant) and type(other.value) in (str, bytes):
-                if 0 < len(other.value) <= 20:
+            if name is not None and isinstance(other, ast.Constant) and isinstance(other.value, str | bytes):
+                if type(other.value) in (str, bytes) and 0 < len(other.value) <= 20:
                     found.setdefault(name, set()).add(other.value)
     return {name: tuple(sorted(values, key=repr))[:MAX_LITERALS] for name, values in found.items()}
 
@@ -384,12 +384,15 @@ def _usage(params: set[str], nodes: list[ast.AST]) -> dict[str, StrategyKind]:
         return expr.id if isinstance(expr, ast.Name) and expr.id in params else None
 
     # `for item in p:` with item used as text: p is a list of text
-    loops = [n for n in nodes if isinstance(n, ast.For) and isinstance(n.target, ast.Name)]
+    loops = [n for n in nodes if isinstance(n, ast.For)]
     for loop in loops:
-        if isinstance(loop.iter, ast.Name) and loop.iter.id in params and loop.target.id not in params:
-            inner = _usage({loop.target.id}, [n for statement in loop.body for n in ast.walk(statement)])
-            if inner.get(loop.target.id) == "str":
-                out.setdefault(loop.iter.id, "texts")
+        target, iterated = loop.target, loop.iter
+        if not isinstance(target, ast.Name) or not isinstance(iterated, ast.Name):
+            continue
+        if iterated.id in params and target.id not in params:
+            inner = _usage({target.id}, [n for statement in loop.body for n in ast.walk(statement)])
+            if inner.get(target.id) == "str":
+                out.setdefault(iterated.id, "texts")
     # ord(p) as an index (`TABLE[ord(c)]`): the table's size bounds the characters, unknown here
     table_indexes = {id(n.slice) for n in nodes if isinstance(n, ast.Subscript) and isinstance(n.slice, ast.Call)}
     for node in nodes:
@@ -659,6 +662,7 @@ def strategy_for(
 
 def _with_literals(strategy: Strategy, literals: tuple[str | bytes, ...]) -> Strategy:
     """st.text() | pieces of the literals and random characters, joined (st.binary() likewise)."""
+    words: list[str] | list[bytes]
     if strategy.code == "st.text()":
         words = [w for w in literals if isinstance(w, str)]
         piece, join = "st.text(max_size=3)", '"".join'

@@ -8,6 +8,7 @@ import sys
 import warnings
 from collections.abc import Callable
 from functools import cache
+from typing import Any
 
 ModuleNames = Callable[[str], frozenset[str] | None]  # dotted repo module → its top-level names, None if absent
 ALLOWED_THIRD_PARTY = frozenset({"hypothesis", "pytest"})
@@ -303,7 +304,7 @@ def _check_strategies(tree: ast.Module, strategy_aliases: set[str]) -> list[str]
             for value in [*decorator.args, *(k.value for k in decorator.keywords)]:
                 if not _only_strategies(value, strategy_aliases):
                     continue
-                namespace = {"__builtins__": {}} | dict.fromkeys(strategy_aliases, strategies)
+                namespace: dict[str, Any] = {"__builtins__": {}} | dict.fromkeys(strategy_aliases, strategies)
                 try:
                     built = eval(compile(ast.Expression(value), "<strategy>", "eval"), namespace)
                     built.validate()
