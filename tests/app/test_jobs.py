@@ -442,6 +442,29 @@ def test_maintain_checkpoints_the_wal_and_shrinks_it_once_idle(tmp_path: Path) -
         q.close()
 
 
+def test_maintain_ticks_fast_while_commits_come_and_slowly_once_idle(tmp_path: Path) -> None:
+    """Under load the WAL is checkpointed every busy tick (small fsyncs); an idle queue is looked at rarely."""
+    settings = Settings.for_tests(state_dir=tmp_path / "wal")
+    q = JobQueue(settings, dispatch=Recorder())
+    stop = threading.Event()
+    maintainer = threading.Thread(target=q.maintain, args=(stop,), kwargs={"interval": 60.0, "busy_interval": 0.02})
+    wal = settings.state_dir / "queue.db-wal"
+    try:
+        q.submit(Delivery("first", "issues", b"x" * 20_000, "", 0.0))
+        maintainer.start()
+        for batch in range(5):
+            q.submit_many([Delivery(f"b-{batch}-{i}", "issues", b"x" * 20_000, "", 0.0) for i in range(20)])
+            time.sleep(0.03)
+        deadline = time.monotonic() + 5  # far less than the 60 s idle tick
+        while wal.stat().st_size > 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert wal.stat().st_size == 0
+    finally:
+        stop.set()
+        maintainer.join(70)
+        q.close()
+
+
 def test_finished_deliveries_are_forgotten_after_the_dedupe_window(make_queue: Callable[..., JobQueue]) -> None:
     q = make_queue(Recorder())
     old, fresh = delivery("old-1"), delivery("fresh-1")
