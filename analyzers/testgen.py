@@ -361,11 +361,11 @@ def synthesize_tests(request: TestRequest) -> TestSuggestions:
     """Suggested property tests for the changed functions of a change set; only tests that pass validation."""
     candidates, notes = find_candidates(request)
     names = module_names_reader(candidates)
-    chosen: list[SuggestedTest] = []
+    drafts: list[tuple[Candidate, SuggestedTest]] = []
     taken: set[str] = set()
     skipped = 0
     for candidate in candidates:
-        if len(chosen) >= max(request.max_functions, 0):
+        if len(drafts) >= max(request.max_functions, 0):
             skipped += 1
             continue
         if plan_call(candidate.info, candidate.module_info, optional=False) is None:
@@ -378,8 +378,15 @@ def synthesize_tests(request: TestRequest) -> TestSuggestions:
             continue
         if suggestion is None:
             continue
-        if request.writer is not None:
-            suggestion = _with_writer(request.writer, candidate, suggestion, notes)
+        if request.writer is None:
+            problems = check_test_module(suggestion.content, module_names=names)
+            if problems:
+                notes.append(f"{suggestion.path}: dropped, failed validation: {'; '.join(problems)}")
+                continue
+        drafts.append((candidate, suggestion))
+    improved = [d for _, d in drafts] if request.writer is None else _with_writer(request.writer, drafts, notes)
+    chosen: list[SuggestedTest] = []
+    for suggestion in improved:
         problems = check_test_module(suggestion.content, module_names=names)
         if problems:
             notes.append(f"{suggestion.path}: dropped, failed validation: {'; '.join(problems)}")
@@ -393,19 +400,39 @@ def synthesize_tests(request: TestRequest) -> TestSuggestions:
     return result
 
 
-def _with_writer(writer: TestWriter, candidate: Candidate, draft: SuggestedTest, notes: list[str]) -> SuggestedTest:
-    try:
-        better = writer(draft.targets[0], candidate.info.source, draft)
-    except Exception as exc:  # the LLM is optional: keep the deterministic draft
-        notes.append(f"{draft.path}: LLM test writer failed ({type(exc).__name__}); deterministic tests kept")
-        return draft
-    if better is None:
-        return draft
-    names = module_names_reader([candidate])
-    if check_test_module(better.content, module_names=names):
-        notes.append(f"{draft.path}: LLM tests failed validation; deterministic tests kept")
-        return draft
-    return better
+def _with_writer(
+    writer: TestWriter, drafts: Sequence[tuple[Candidate, SuggestedTest]], notes: list[str]
+) -> list[SuggestedTest]:
+    """Each draft, or the writer's better module for it when that one validates. A writer with `write_many`
+    (the LLM writer) gets every target at once and runs its calls concurrently; results keep the drafts' order."""
+    jobs = [(draft.targets[0], candidate.info.source, draft) for candidate, draft in drafts]
+    batch = getattr(writer, "write_many", None)
+    outcomes: list[SuggestedTest | BaseException | None]
+    if callable(batch):
+        try:
+            outcomes = list(batch(jobs))
+        except Exception as exc:  # the LLM is optional: keep the deterministic drafts
+            outcomes = [exc] * len(jobs)
+    else:
+        outcomes = []
+        for job in jobs:
+            try:
+                outcomes.append(writer(*job))
+            except Exception as exc:
+                outcomes.append(exc)
+    out: list[SuggestedTest] = []
+    for (candidate, draft), better in zip(drafts, outcomes, strict=True):
+        if isinstance(better, BaseException):
+            notes.append(f"{draft.path}: LLM test writer failed ({type(better).__name__}); deterministic tests kept")
+            out.append(draft)
+        elif better is None:
+            out.append(draft)
+        elif check_test_module(better.content, module_names=module_names_reader([candidate])):
+            notes.append(f"{draft.path}: LLM tests failed validation; deterministic tests kept")
+            out.append(draft)
+        else:
+            out.append(better)
+    return out
 
 
 # ---- delivery text (the publisher posts it) --------------------------------------------------------------

@@ -8,7 +8,7 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -32,6 +32,7 @@ TOOL = "tests.tool"
 EPHEMERAL = {"type": "ephemeral"}
 MAX_OUTPUT_TOKENS = 6_000
 DEADLINE_SECONDS = 120.0
+MAX_CONCURRENCY = 4  # test-writer calls in flight for one review
 MAX_SOURCE_CHARS = 12_000
 MAX_DRAFT_CHARS = 10_000
 MAX_OUTLINE_LINES = 80
@@ -148,11 +149,42 @@ class LLMTestWriter:
 
     def __call__(self, target: TestTarget, function_source: str, draft: SuggestedTest) -> SuggestedTest | None:
         """A better module for `target`, or None (budget spent); raises when the model could not help."""
+        [outcome] = self.write_many([(target, function_source, draft)], concurrency=1)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def write_many(
+        self, jobs: Sequence[tuple[TestTarget, str, SuggestedTest]], concurrency: int = MAX_CONCURRENCY
+    ) -> list[SuggestedTest | BaseException | None]:
+        """Several targets at once on one event loop, at most `concurrency` calls in flight; results in order.
+
+        Each entry is the better module, None (the PR's budget was spent before its call started), or what the
+        call raised. One event loop for all of them: the SDK client's connection pool belongs to a loop.
+        """
+
+        async def run_all() -> list[SuggestedTest | BaseException | None]:
+            semaphore = asyncio.Semaphore(max(concurrency, 1))
+
+            async def one(job: tuple[TestTarget, str, SuggestedTest]) -> SuggestedTest | None:
+                async with semaphore:
+                    if self._budget_spent():
+                        return None
+                    return await self._write(*job)
+
+            try:
+                return list(await asyncio.gather(*(one(job) for job in jobs), return_exceptions=True))
+            finally:
+                await self.client.aclose()
+
+        if not jobs:
+            return []
+        return _run_sync(run_all)
+
+    def _budget_spent(self) -> bool:
         if self.meter is not None and self.meter.exhausted():
-            return None
-        if self.max_cost_usd is not None and self.spent_usd >= self.max_cost_usd:
-            return None
-        return _run_sync(lambda: self._write(target, function_source, draft))
+            return True
+        return self.max_cost_usd is not None and self.spent_usd >= self.max_cost_usd
 
     # -- one call --------------------------------------------------------------------------------------
 
@@ -206,8 +238,6 @@ class LLMTestWriter:
         except LLMTestsRejected as exc:
             self._audit(started, usage, outcome="malformed", error=str(exc), returned=1, dropped=1, reason=str(exc))
             raise
-        finally:
-            await self.client.aclose()
         problems = check_test_module(candidate.content, module_names=self._module_names(target.path, draft.module))
         if problems:
             first = problems[0].split(":", 1)[-1].strip() if ":" in problems[0] else problems[0]

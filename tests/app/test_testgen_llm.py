@@ -268,3 +268,31 @@ def test_the_meter_counts_across_threads() -> None:
     assert meter.spent_usd == pytest.approx(4.0)
     assert meter.exhausted()
     assert not CostMeter(None).exhausted()
+
+
+def test_several_targets_are_written_concurrently_in_order(anthropic: FakeAnthropic) -> None:
+    """One review's targets go out together (up to MAX_CONCURRENCY in flight), not one after another."""
+    from analyzers.testgen import SuggestedTest
+
+    w = writer(anthropic)
+    draft = synthesize(None).tests[0]
+    target = TestTarget("pkg/text.py", "normalize_spaces")
+    jobs = [(target, "def normalize_spaces(text): ...", draft) for _ in range(3)]
+    anthropic.push(*(Reply(tool_input={"module": VALID, "properties": ["idempotence"]}, delay=1.5) for _ in range(3)))
+    results = w.write_many(jobs)
+    assert all(isinstance(r, SuggestedTest) and r.content == VALID for r in results)
+    arrivals = sorted(r.at for r in anthropic.messages_requests())
+    assert len(arrivals) == 3
+    assert arrivals[-1] - arrivals[0] < 1.0  # all three were sent before the first answer (1.5 s) came back
+
+
+def test_a_failing_call_in_a_batch_keeps_that_draft_and_the_others_improve(anthropic: FakeAnthropic) -> None:
+    w = writer(anthropic)
+    draft = synthesize(None).tests[0]
+    target = TestTarget("pkg/text.py", "normalize_spaces")
+    anthropic.push(Fail(400, "invalid_request_error"), Reply(tool_input={"module": VALID, "properties": ["idem"]}))
+    first, second = w.write_many([(target, "def f(): ...", draft), (target, "def f(): ...", draft)], concurrency=1)
+    assert isinstance(first, Exception)
+    assert second is not None
+    assert not isinstance(second, BaseException)
+    assert second.content == VALID
