@@ -19,11 +19,11 @@ Base versions are read for at most `max_files` files; a file whose base cannot b
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from analyzers.base import FileReader, Finding, Severity
-from analyzers.diff import ChangeSet, FileStatus
+from analyzers.diff import ChangeSet, FileStatus, LineKind
 from analyzers.languages import detect_language, new_parser
 from analyzers.metrics import FunctionInfo, functions
 
@@ -37,9 +37,18 @@ MAX_FILES = 25
 
 
 def compare_with_base(
-    findings: Sequence[Finding], changeset: ChangeSet, read_base: FileReader | None, max_files: int = MAX_FILES
+    findings: Sequence[Finding],
+    changeset: ChangeSet,
+    read_base: FileReader | None,
+    max_files: int = MAX_FILES,
+    read_head: FileReader | None = None,
 ) -> tuple[list[Finding], int]:
-    """(findings to keep, how many were dropped as inherited). Blocking: `read_base` may fetch files."""
+    """(findings to keep, how many were dropped as inherited). Blocking: `read_base` may fetch files.
+
+    With `read_head`, a size finding on a function that is new by name but whose lines the change mostly
+    removed elsewhere (an extract-method refactor, a function moved to another module) goes to the summary:
+    the code is not new, only its place.
+    """
     if read_base is None:
         return list(findings), 0
     by_path: dict[str, list[int]] = defaultdict(list)
@@ -55,7 +64,11 @@ def compare_with_base(
             verdicts[index] = _judge(findings[index], base)
     kept = [verdicts.get(i, f) for i, f in enumerate(findings)]
     out = [f for f in kept if f is not None]
-    return out, len(findings) - len(out)
+    dropped = len(findings) - len(out)
+    if read_head is not None:  # only functions the base does not have by name can be "new" code in a new place
+        new_by_name = {id(verdicts[i]) for i in verdicts if verdicts[i] is not None and _is_new(verdicts[i])}
+        out = _demote_moved_functions(out, changeset, read_head, lambda f: id(f) in new_by_name)
+    return out, dropped
 
 
 def _base_functions(changeset: ChangeSet, path: str, read_base: FileReader) -> dict[str, FunctionInfo] | None:
@@ -82,8 +95,10 @@ def _base_functions(changeset: ChangeSet, path: str, read_base: FileReader) -> d
 def _judge(finding: Finding, base: dict[str, FunctionInfo]) -> Finding | None:
     before = base.get(finding.symbol or "")
     value, limit = finding.extra.get("value"), finding.extra.get("limit")
-    if before is None or not isinstance(value, int) or not isinstance(limit, int):
-        return finding  # a new function (or nothing to compare): the change brought it in
+    if before is None:  # a new function, by name: new code, unless its lines were already there (see above)
+        return replace(finding, extra={**finding.extra, "new_function": True})
+    if not isinstance(value, int) or not isinstance(limit, int):
+        return finding  # nothing to compare
     was = int(getattr(before, METRICS[finding.rule]))
     if was <= limit:
         return finding  # this change crossed the limit
@@ -92,6 +107,53 @@ def _judge(finding: Finding, base: dict[str, FunctionInfo]) -> Finding | None:
     message = finding.message.rstrip(".") + f" (it was already {was} before this change, which made it worse)."
     severity = min(finding.severity, Severity.LOW)
     return replace(finding, message=message, severity=severity, extra={**finding.extra, "base_value": was})
+
+
+MOVED_SHARE = 0.8  # of a function's substantial lines found among the change's removed lines
+_MIN_LINE = 8  # shorter lines ("else:", "return x") prove nothing about where code came from
+
+
+def _is_new(finding: Finding | None) -> bool:
+    return finding is not None and "base_value" not in finding.extra and bool(finding.extra.get("new_function"))
+
+
+def _demote_moved_functions(
+    findings: Sequence[Finding], changeset: ChangeSet, read_head: FileReader, eligible: Callable[[Finding], bool]
+) -> list[Finding]:
+    removed = {
+        norm
+        for f in changeset.files
+        for h in f.hunks
+        for ln in h.lines
+        if ln.kind is LineKind.REMOVED and len(norm := " ".join(ln.text.split())) >= _MIN_LINE
+    }
+    texts: dict[str, list[str] | None] = {}
+    out: list[Finding] = []
+    for f in findings:
+        end = f.extra.get("symbol_end_line")
+        if eligible(f) and isinstance(end, int) and f.severity > Severity.LOW:
+            if f.path not in texts:
+                text = read_head(f.path)
+                texts[f.path] = text.split("\n") if text is not None else None
+            lines = texts[f.path]
+            changed = changeset.get(f.path)
+            if lines is not None and changed is not None:
+                added = changed.added_lines
+                # (line number, normalised text) of the function's substantial lines
+                body = [(n, " ".join(lines[n - 1].split())) for n in range(f.start_line, min(end, len(lines)) + 1)]
+                body = [(n, x) for n, x in body if len(x) >= _MIN_LINE]
+                # a line is old when the diff kept it (unchanged context) or removed the same text elsewhere
+                old = sum(1 for n, x in body if n not in added or x in removed)
+                if len(body) >= 5 and old >= MOVED_SHARE * len(body):
+                    f = replace(
+                        f,
+                        severity=Severity.LOW,
+                        message=f.message.rstrip(".") + " (most of its lines were already there before this change, "
+                        "which renamed, extracted or moved them: the code is not new, only its place).",
+                        extra={**f.extra, "moved": True},
+                    )
+        out.append(f)
+    return out
 
 
 def merge_per_function(findings: Sequence[Finding]) -> list[Finding]:

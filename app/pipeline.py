@@ -339,7 +339,7 @@ async def run_review(inp: ReviewInput) -> Review:
     findings = demote_test_code(findings)  # before the policy: its confidence floor then hides them
     findings = demote_moved_code(findings, changeset, read)
     # Size limits the base version already broke are not this change's to fix (blocking base reads: a thread)
-    findings, inherited = await asyncio.to_thread(compare_with_base, findings, changeset, inp.read_base)
+    findings, inherited = await asyncio.to_thread(compare_with_base, findings, changeset, inp.read_base, read_head=read)
     findings, suppressed = apply_policy(findings, policy)
     findings = merge_per_function(findings)  # after the policy: a disabled size rule is not folded back in
     findings = merge_nearby(findings)

@@ -128,3 +128,24 @@ def test_docstrings_do_not_count_towards_length_and_stubs_and_overloads_are_not_
     assert [f.rule for f in QualityAnalyzer().analyze(ctx) if f.rule == "quality/too-many-params"] == [
         "quality/too-many-params"
     ]
+
+
+def test_an_extracted_function_is_not_new_code() -> None:
+    """Extract-method: `helper` is new by name, but its lines are the ones the change removed from `big`."""
+    body = "".join(f"    value_{i} = compute({i}, a)\n" for i in range(200))  # over twice the limit: medium
+    base = f"def big(a):\n{body}    return a\n"
+    head = f"def big(a):\n    return helper(a)\n\n\ndef helper(a):\n{body}    return a\n"
+    cs = change(base, head)
+    found = quality(cs, head)
+    assert [f.symbol for f in found] == ["helper"]
+    [kept], dropped = compare_with_base(found, cs, {"pkg/mod.py": base}.get, read_head={"pkg/mod.py": head}.get)
+    assert dropped == 0
+    assert kept.severity == Severity.LOW
+    assert kept.extra["moved"] is True
+    assert "already there before this change" in kept.message
+    fresh = head.replace("compute(", "transform(")  # really new lines: still reported as they are
+    cs = change(base, fresh)
+    [still], _ = compare_with_base(
+        quality(cs, fresh), cs, {"pkg/mod.py": base}.get, read_head={"pkg/mod.py": fresh}.get
+    )
+    assert "moved" not in still.extra
