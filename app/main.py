@@ -38,7 +38,7 @@ class WebhookFastPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == self._path and scope["method"] == "POST":
-            await self._receiver(dict(scope) if not isinstance(scope, dict) else scope, receive, send)
+            await self._receiver(scope, receive, send)
         else:
             await self._app(scope, receive, send)
 

@@ -12,7 +12,7 @@ import hmac
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from typing import Any
 
 from app.delivery import Delivery
@@ -25,7 +25,7 @@ _DELIVERY = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 _HOOK_ID = re.compile(rb"^[0-9]{1,20}$")
 _SIGNATURE = re.compile(rb"^sha256=[0-9a-fA-F]{64}$")
 
-Scope = dict[str, Any]
+Scope = MutableMapping[str, Any]  # the ASGI scope, as starlette.types spells it
 Receive = Callable[[], Any]
 Send = Callable[[dict[str, Any]], Any]
 Submit = Callable[[Sequence[Delivery]], list[bool]]
