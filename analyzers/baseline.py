@@ -23,7 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from analyzers.base import FileReader, Finding, Severity
-from analyzers.diff import ChangeSet, FileStatus, LineKind
+from analyzers.consolidate import MIN_MOVED_CHARS, normalise_line, removed_texts
+from analyzers.diff import ChangeSet, FileStatus
 from analyzers.languages import detect_language, new_parser
 from analyzers.metrics import FunctionInfo, functions
 
@@ -110,7 +111,6 @@ def _judge(finding: Finding, base: dict[str, FunctionInfo]) -> Finding | None:
 
 
 MOVED_SHARE = 0.8  # of a function's substantial lines found among the change's removed lines
-_MIN_LINE = 8  # shorter lines ("else:", "return x") prove nothing about where code came from
 
 
 def _is_new(finding: Finding | None) -> bool:
@@ -120,13 +120,7 @@ def _is_new(finding: Finding | None) -> bool:
 def _demote_moved_functions(
     findings: Sequence[Finding], changeset: ChangeSet, read_head: FileReader, eligible: Callable[[Finding], bool]
 ) -> list[Finding]:
-    removed = {
-        norm
-        for f in changeset.files
-        for h in f.hunks
-        for ln in h.lines
-        if ln.kind is LineKind.REMOVED and len(norm := " ".join(ln.text.split())) >= _MIN_LINE
-    }
+    removed = removed_texts(changeset)
     texts: dict[str, list[str] | None] = {}
     out: list[Finding] = []
     for f in findings:
@@ -140,8 +134,8 @@ def _demote_moved_functions(
             if lines is not None and changed is not None:
                 added = changed.added_lines
                 # (line number, normalised text) of the function's substantial lines
-                body = [(n, " ".join(lines[n - 1].split())) for n in range(f.start_line, min(end, len(lines)) + 1)]
-                body = [(n, x) for n, x in body if len(x) >= _MIN_LINE]
+                body = [(n, normalise_line(lines[n - 1])) for n in range(f.start_line, min(end, len(lines)) + 1)]
+                body = [(n, x) for n, x in body if len(x) >= MIN_MOVED_CHARS]
                 # a line is old when the diff kept it (unchanged context) or removed the same text elsewhere
                 old = sum(1 for n, x in body if n not in added or x in removed)
                 if len(body) >= 5 and old >= MOVED_SHARE * len(body):

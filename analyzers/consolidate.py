@@ -18,21 +18,26 @@ from analyzers.base import FileReader, Finding, Severity
 from analyzers.diff import ChangeSet, LineKind
 
 NEARBY_LINES = 3
-_MIN_MOVED_CHARS = 8  # a bare "}" or "else:" proves nothing about where code came from
+MIN_MOVED_CHARS = 8  # a bare "}" or "else:" proves nothing about where code came from
 
 
-def _norm(text: str) -> str:
+def normalise_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def demote_moved_code(findings: Sequence[Finding], changeset: ChangeSet, read_head: FileReader) -> list[Finding]:
-    removed = {
+def removed_texts(changeset: ChangeSet) -> set[str]:
+    """The normalised text of every substantial line the change removes, in any file: where moved code came from."""
+    return {
         norm
         for f in changeset.files
         for h in f.hunks
         for ln in h.lines
-        if ln.kind is LineKind.REMOVED and len(norm := _norm(ln.text)) >= _MIN_MOVED_CHARS
+        if ln.kind is LineKind.REMOVED and len(norm := normalise_line(ln.text)) >= MIN_MOVED_CHARS
     }
+
+
+def demote_moved_code(findings: Sequence[Finding], changeset: ChangeSet, read_head: FileReader) -> list[Finding]:
+    removed = removed_texts(changeset)
     if not removed:
         return list(findings)
     texts: dict[str, list[str] | None] = {}
@@ -44,7 +49,7 @@ def demote_moved_code(findings: Sequence[Finding], changeset: ChangeSet, read_he
                 texts[f.path] = text.split("\n") if text is not None else None
             lines = texts[f.path]
             if lines is not None:
-                flagged = [_norm(x) for x in lines[f.start_line - 1 : f.end_line]]
+                flagged = [normalise_line(x) for x in lines[f.start_line - 1 : f.end_line]]
                 flagged = [x for x in flagged if x]
                 if flagged and all(x in removed for x in flagged):
                     f = replace(
