@@ -17,6 +17,7 @@ from typing import Any
 from analyzers.base import Severity
 from analyzers.diff import ChangeSet, DiffError
 from app import pipeline
+from app.checkout import CheckoutError, git_checkout, wants_verification
 from app.local import GitReader, make_llm
 from app.output import max_severity, render
 from app.pipeline import PullInfo, ReviewInput
@@ -137,11 +138,8 @@ def head_checkout(repo: Path, sha: str, policy: Any, scratch: Path, notes: list[
     actions/checkout leaves the merge commit in the work tree for pull_request events, so the head is
     exported from git, never read from the work tree.
     """
-    tests = getattr(policy, "tests", None)
-    if not (getattr(tests, "enabled", True) and getattr(tests, "verify", False)):
+    if not wants_verification(policy):
         return None
-    from app.checkout import CheckoutError, git_checkout
-
     try:
         return git_checkout(repo, sha, scratch)
     except CheckoutError as exc:

@@ -25,6 +25,12 @@ class CheckoutLimits:
     max_total_bytes: int = 500 * MiB  # uncompressed
 
 
+def wants_verification(policy: Any) -> bool:
+    """Does the repository's policy opt in to running suggested tests (`tests.enabled` and `tests.verify`)?"""
+    tests = getattr(policy, "tests", None)
+    return bool(getattr(tests, "enabled", True) and getattr(tests, "verify", False))
+
+
 class CheckoutError(Exception):
     """The head could not be materialised; test verification is skipped with this as the note."""
 

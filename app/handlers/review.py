@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from analyzers.base import Severity
+from app.checkout import CheckoutError, fetch_github_checkout, wants_verification
 from app.comments import TESTS_MARKER
 from app.errors import RetryLater
 from app.events import PullRequest
@@ -132,11 +133,8 @@ async def verification_checkout(
 
     Only then is PR code fetched to run; a failure to fetch it skips verification with a note, never the review.
     """
-    tests = getattr(policy, "tests", None)
-    if not (getattr(tests, "enabled", True) and getattr(tests, "verify", False)):
+    if not wants_verification(policy):
         return None
-    from app.checkout import CheckoutError, fetch_github_checkout
-
     source = ctx.source
     try:
         return await fetch_github_checkout(ctx.gh, source.owner, source.repo, pr.head.sha, scratch)
