@@ -21,7 +21,7 @@ _IO_MODULES = frozenset(
 )  # fmt: skip
 _IO_CALLS = frozenset(
     {
-        "open", "input", "print_to_printer", "breakpoint", "exec", "eval",
+        "open", "input", "breakpoint", "exec", "eval",
         "os.system", "os.popen", "os.spawnl", "os.spawnv", "os.execv", "os.execvp", "os.fork", "os.kill",
         "os.remove", "os.unlink", "os.rmdir", "os.removedirs", "os.mkdir", "os.makedirs", "os.rename",
         "os.replace", "os.chmod", "os.chown", "os.symlink", "os.link", "os.truncate", "os.chdir",

@@ -397,28 +397,28 @@ _FUNCTION_NOTE = re.compile(r"^(?P<path>[^:\s]+)::(?P<function>[\w.<>]+): (?P<re
 
 def group_function_notes(notes: Sequence[str], shown: int = 3) -> list[str]:
     """One line per reason instead of one per function: "path::fn: reason" notes with the same reason merge."""
-    out: list[str] = []
+    order: list[tuple[str, str]] = []  # ("note", text) or ("reason", reason) at the reason's first place
     grouped: dict[str, list[str]] = {}
     for note in notes:
         match = _FUNCTION_NOTE.match(note)
         if match is None:
-            out.append(note)
+            order.append(("note", note))
             continue
         reason = match.group("reason")
         if reason not in grouped:
             grouped[reason] = []
-            out.append(reason)  # placeholder, replaced below, keeps the first occurrence's position
+            order.append(("reason", reason))
         grouped[reason].append(f"`{match.group('function')}` ({match.group('path')})")
     merged: list[str] = []
-    for line in out:
-        names = grouped.get(line)
-        if names is None:
-            merged.append(line)
+    for kind, text in order:
+        names = grouped[text] if kind == "reason" else []
+        if kind == "note":
+            merged.append(text)
         elif len(names) == 1:
-            merged.append(f"{names[0]}: {line}")
+            merged.append(f"{names[0]}: {text}")
         else:
             more = f" and {len(names) - shown} more" if len(names) > shown else ""
-            merged.append(f"{len(names)} functions, {', '.join(names[:shown])}{more}: {line}")
+            merged.append(f"{len(names)} functions, {', '.join(names[:shown])}{more}: {text}")
     return merged
 
 
