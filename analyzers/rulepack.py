@@ -17,6 +17,7 @@ from tree_sitter import Node, Query, QueryCursor, Tree
 
 from analyzers.base import Confidence, Severity
 from analyzers.languages import get_language
+from analyzers.prefilter import Need, Prefilter, pattern_conditions, regex_conditions
 
 RULES_DIR = Path(__file__).with_name("rules")
 _ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -207,18 +208,37 @@ class CompiledPack:
     query: Query | None
     owners: tuple[int, ...]  # pattern index -> index into pack.rules
     sanitizers: dict[str, re.Pattern[str]]
+    source: bytes = b""  # the combined query's text
+    prefilter: Prefilter | None = None  # pattern index -> what a file must contain for the pattern to match
     _rule_sanitizers: dict[str, re.Pattern[str] | None] = field(default_factory=dict, repr=False, compare=False)
+    _variants: dict[tuple[int, ...], Query | None] = field(default_factory=dict, repr=False, compare=False)
 
-    def run(self, tree: Tree, byte_ranges: list[tuple[int, int]] | None = None) -> Iterator[RuleMatch]:
-        """Matches of every enabled rule, over the whole tree or only the given byte ranges."""
+    def run(
+        self, tree: Tree, byte_ranges: list[tuple[int, int]] | None = None, *, text: bytes | None = None
+    ) -> Iterator[RuleMatch]:
+        """Matches of every enabled rule, over the whole tree or only the given byte ranges.
+
+        With the file's `text`, patterns that cannot match it (prefilter) are left out of the query run.
+        """
         if self.query is None:
             return
+        query, patterns = self.query, None
+        if text is not None and self.prefilter is not None:
+            active = self.prefilter.active(text)
+            if not active:
+                return
+            if len(active) < self.query.pattern_count:
+                variant = self._variant(active)
+                if variant is not None:
+                    query, patterns = variant, active
         ranges = byte_ranges if byte_ranges is not None else [(0, tree.root_node.end_byte)]
         seen: set[tuple[int, int, int]] = set()
         for start, end in ranges:
-            cursor = QueryCursor(self.query)
+            cursor = QueryCursor(query)
             cursor.set_byte_range(start, end)
             for pattern_index, captures in cursor.matches(tree.root_node):
+                if patterns is not None:
+                    pattern_index = patterns[pattern_index]
                 rule = self.pack.rules[self.owners[pattern_index]]
                 report = captures.get(rule.report)
                 if not report:
@@ -228,6 +248,27 @@ class CompiledPack:
                     continue
                 seen.add(key)
                 yield RuleMatch(rule, captures)
+
+    def _variant(self, patterns: tuple[int, ...]) -> Query | None:
+        """The combined query cut down to `patterns` (compiled once per distinct set; None: use the full one)."""
+        if patterns in self._variants:
+            return self._variants[patterns]
+        assert self.query is not None
+        with _lock:
+            if patterns not in self._variants:
+                if len(self._variants) >= _MAX_VARIANTS:
+                    self._variants.pop(next(iter(self._variants)))
+                query = self.query
+                parts = [self.source[query.start_byte_for_pattern(p) : query.end_byte_for_pattern(p)] for p in patterns]
+                lang = get_language(self.language)
+                try:
+                    variant = Query(lang, b"\n".join(parts).decode("utf-8")) if lang is not None else None
+                except Exception:  # never expected: the parts compiled as one query; fall back to it
+                    variant = None
+                if variant is not None and variant.pattern_count != len(patterns):
+                    variant = None
+                self._variants[patterns] = variant
+            return self._variants[patterns]
 
     def sanitizer_pattern(self, rule: Rule) -> re.Pattern[str] | None:
         if rule.taint is None or not rule.taint.sanitizers:
@@ -270,10 +311,23 @@ def compile_pack(pack: RulePack, language: str) -> CompiledPack:
         chosen[bisect.bisect_right(starts, combined.start_byte_for_pattern(p)) - 1]
         for p in range(combined.pattern_count)
     )
-    return CompiledPack(language, pack, combined, owners, sanitizers)
+    source = "".join(parts).encode("utf-8")
+    extra = [_rule_conditions(pack.rules[owner]) for owner in owners]
+    prefilter = Prefilter(pattern_conditions(combined, source, extra))
+    return CompiledPack(language, pack, combined, owners, sanitizers, source, prefilter)
+
+
+def _rule_conditions(rule: Rule) -> tuple[Need, ...]:
+    """What a file needs for `rule` to report anything, beyond its query: text its `when` regexes (searched
+    in slices of the file) and its context regex (when a failed context means no finding) must find."""
+    regexes = [c.regex for c in rule.when]
+    if rule.context is not None and rule.context.otherwise == "skip":
+        regexes.append(rule.context.regex)
+    return tuple(c for regex in regexes for c in regex_conditions(regex))
 
 
 _lock = threading.Lock()
+_MAX_VARIANTS = 64  # distinct sets of active patterns kept compiled per language
 _packs: dict[str, RulePack] | None = None
 _compiled: dict[str, CompiledPack | None] = {}
 
