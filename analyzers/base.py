@@ -11,7 +11,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from analyzers.diff import ChangeSet
+    from analyzers.diff import ChangedFile, ChangeSet
     from analyzers.syntax import SyntaxMap
 
 Side = Literal["RIGHT", "LEFT"]
@@ -132,6 +132,15 @@ class AnalyzerContext:
     settings: Mapping[str, Any] = field(default_factory=dict)
     mode: FilterMode = "added"
     read_base_file: FileReader | None = None
+    # analyze only these changed files (another process takes the rest of a large change); None: all of them
+    paths: frozenset[str] | None = None
+
+    def changed_files(self) -> Iterator[ChangedFile]:
+        """The changed files this run analyzes, in the change's order."""
+        if self.paths is None:
+            yield from self.changeset.files
+        else:
+            yield from (f for f in self.changeset.files if f.path in self.paths)
 
 
 @runtime_checkable

@@ -5,7 +5,7 @@ from __future__ import annotations
 import posixpath
 import re
 import textwrap
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from operator import attrgetter
@@ -140,23 +140,40 @@ class QualityAnalyzer:
     cpu_bound = True  # pure computation: the pipeline runs it in turn with the others like it
 
     def analyze(self, ctx: AnalyzerContext) -> list[Finding]:
-        limits = {k: _int_setting(ctx.settings.get(k), v) for k, v in DEFAULTS.items()}
+        findings, untested = self.collect(ctx)
+        return findings + self.resolve(ctx, [untested])
+
+    def collect(self, ctx: AnalyzerContext) -> tuple[list[Finding], list[UntestedCandidate]]:
+        """The per-file findings, and the changed functions whose tests `resolve` still has to look for
+        (that step reads the repository's test files, so it runs where the whole change is known)."""
+        limits = _limits(ctx)
         mode: FilterMode = ctx.settings.get("mode", ctx.mode) or ctx.mode
         findings: list[Finding] = []
-        untested: list[tuple[Source, FunctionInfo, int]] = []
-        for changed in ctx.changeset.files:
+        untested: list[UntestedCandidate] = []
+        for changed in ctx.changed_files():
             if changed.status.value in ("removed", "binary", "mode-only"):
                 continue
             src = load_source(ctx, changed.path, scope_lines(ctx.changeset, changed.path, mode))
             if src is None:
                 continue
             findings.extend(check_source(src, limits))
-            if supported(src.lang) and not is_test_path(src.path):
+            if supported(src.lang) and not is_test_path(src.path) and limits["max_untested_hints"] > 0:
                 untested.extend(_untested_candidates(src))
-        if untested and limits["max_untested_hints"] > 0:
-            index = TestIndex((f.path for f in ctx.changeset.files), ctx.read_file)
-            findings.extend(untested_findings(untested, index, limits["max_untested_hints"]))
-        return findings
+        return findings, untested
+
+    def resolve(self, ctx: AnalyzerContext, parts: Sequence[Sequence[UntestedCandidate]]) -> list[Finding]:
+        """The "no test touches it" hints for the candidates `collect` found, in the change's file order
+        (`parts`: one list per group of files, the groups in order), at most the policy's limit of them."""
+        untested = [c for part in parts for c in part]
+        limit = _limits(ctx)["max_untested_hints"]
+        if not untested or limit <= 0:
+            return []
+        index = TestIndex((f.path for f in ctx.changeset.files), ctx.read_file)
+        return list(untested_findings(untested, index, limit))
+
+
+def _limits(ctx: AnalyzerContext) -> dict[str, int]:
+    return {k: _int_setting(ctx.settings.get(k), v) for k, v in DEFAULTS.items()}
 
 
 def _int_setting(value: Any, default: int) -> int:
@@ -912,7 +929,20 @@ for _lang in METRIC_SPECS:  # what check_source asks of each language, fetched i
     want_kinds(_lang, ("catch_clause", *_BLOCKS) if _lang in ("go", "java") else ())
 
 
-def _untested_candidates(src: Source) -> Iterator[tuple[Source, FunctionInfo, int]]:
+@dataclass(frozen=True)
+class UntestedCandidate:
+    """A changed function that may lack a test: what a hint about it needs (plain data, so it can travel
+    from the process that parsed the file)."""
+
+    path: str
+    name: str
+    qualname: str
+    header: str
+    header_line: int
+    end_line: int  # of the hint when it names the function
+
+
+def _untested_candidates(src: Source) -> Iterator[UntestedCandidate]:
     base = posixpath.basename(src.path)
     if base in _SCRIPT_FILES or base.startswith("__init__."):
         return
@@ -922,56 +952,50 @@ def _untested_candidates(src: Source) -> Iterator[tuple[Source, FunctionInfo, in
             continue
         if src.lang == "go" and not fn.name[:1].isupper():
             continue  # unexported Go functions are tested through exported ones
-        yield src, fn, changed
+        end = fn.header_line if src.in_scope(fn.header_line) else max(changed, fn.header_line)
+        yield UntestedCandidate(src.path, fn.name, fn.qualname, fn.header, fn.header_line, end)
 
 
-def untested_findings(
-    candidates: list[tuple[Source, FunctionInfo, int]], index: TestIndex, limit: int
-) -> Iterator[Finding]:
+def untested_findings(candidates: list[UntestedCandidate], index: TestIndex, limit: int) -> Iterator[Finding]:
     """One hint per function when its module's test file does not mention it; one per file when the
     module has no test file at all (a list of every function would only repeat that fact)."""
-    by_file: dict[str, list[tuple[Source, FunctionInfo, int]]] = {}
+    by_file: dict[str, list[UntestedCandidate]] = {}
     for item in candidates:
-        by_file.setdefault(item[0].path, []).append(item)
+        by_file.setdefault(item.path, []).append(item)
     emitted = 0
     for path, items in by_file.items():
-        untested = [item for item in items if not index.touches(path, item[1].name)]
+        untested = [item for item in items if not index.touches(path, item.name)]
         if not untested:
             continue
         tests = index.test_files(path)
         if tests:
-            for src, fn, changed in untested:
+            for fn in untested:
                 if emitted >= limit:
                     return
                 emitted += 1
-                yield _untested(
-                    src, fn, changed, f"`{fn.qualname}` changed but `{tests[0]}` does not mention it", tests
-                )
+                yield _untested(fn, f"`{fn.qualname}` changed but `{tests[0]}` does not mention it", tests)
             continue
         if emitted >= limit:
             return
         emitted += 1
-        src, fn, changed = untested[0]
-        names = [f"`{f.qualname}`" for _, f, _ in untested]
+        names = [f"`{f.qualname}`" for f in untested]
         listed = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
         message = f"{listed} changed but no test file for this module was found"
-        yield _untested(src, fn, changed, message, (), per_file=len(names) > 1)
+        yield _untested(untested[0], message, (), per_file=len(names) > 1)
 
 
-def _untested(
-    src: Source, fn: FunctionInfo, changed: int, what: str, tests: Iterable[str], per_file: bool = False
-) -> Finding:
-    end = fn.header_line if src.in_scope(fn.header_line) else max(changed, fn.header_line)
-    return _finding(
-        src,
-        "untested-change",
-        Severity.INFO,
-        Confidence.MEDIUM,
-        "Changed code has no test touching it" if per_file else "Changed function has no test touching it",
-        f"{what}; consider adding a test (a property test may be suggested).",
-        fn.header_line,
-        end,
-        "" if per_file else fn.header,
+def _untested(fn: UntestedCandidate, what: str, tests: Iterable[str], per_file: bool = False) -> Finding:
+    return Finding(
+        rule=f"{NAME}/untested-change",
+        analyzer=NAME,
+        severity=Severity.INFO,
+        confidence=Confidence.MEDIUM,
+        message=f"{what}; consider adding a test (a property test may be suggested).",
+        path=fn.path,
+        start_line=fn.header_line,
+        end_line=max(fn.header_line, fn.end_line),
+        title="Changed code has no test touching it" if per_file else "Changed function has no test touching it",
         symbol=None if per_file else fn.qualname,
+        code="" if per_file else fn.header.strip(),
         extra={"scope": "symbol", "test_files": tuple(tests)},
     )

@@ -374,7 +374,7 @@ class SecretsAnalyzer:
 
     def analyze(self, ctx: AnalyzerContext) -> list[Finding]:
         findings: list[Finding] = []
-        for changed in ctx.changeset.files:
+        for changed in ctx.changed_files():
             if not changed.added_lines and ctx.mode != "file":
                 continue
             text = ctx.read_file(changed.path)

@@ -7,7 +7,8 @@ import dataclasses
 import inspect
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
@@ -183,34 +184,76 @@ def build_syntax_map(
     read_file: Callable[[str], str | None],
     *,
     tree_budget_bytes: int = TREE_BUDGET_BYTES,
+    paths: Iterable[str] | None = None,
 ) -> SyntaxMap:
     """Parse the head version of every changed file once (removed files and unreadable ones are left out).
 
     Trees are kept for the analyzers until the files parsed so far hold `tree_budget_bytes` of source
     (a tree costs about 20-35 bytes per source byte); later files keep their symbols and errors but not
     their tree (tree None), so analyzers that need one parse it themselves, one file at a time.
+
+    With `paths`, only those files are parsed now; the others are parsed when first asked for (another
+    process analyzes them, and only a later stage that wants their symbols pays for parsing them here).
     """
-    files: dict[str, FileSyntax] = {}
-    kept = 0
+    files = _Files(changeset, read_file, tree_budget_bytes)
+    wanted = set(paths) if paths is not None else None
     for changed in changeset.files:
-        if changed.status is FileStatus.REMOVED or changed.is_binary:
-            continue
-        text = read_file(changed.path)
-        if text is None:
-            continue
-        try:
-            fs = parse_file(changed.path, text)
-        except Exception:  # degrade, don't fail: one odd file costs its symbols, not the review
-            log.exception("syntax map of %s failed; line-level analysis only", changed.path)
-            fs = FileSyntax(changed.path, None, text.encode("utf-8", "replace"), None)
-        if fs.tree is not None:
-            kept += len(fs.source)
-            if kept > tree_budget_bytes:
-                fs = dataclasses.replace(fs, tree=None, nodes=None)
-        files[changed.path] = fs
-    if kept > tree_budget_bytes:
-        log.info("syntax map: %d bytes of source exceed the tree budget; later files keep no tree", kept)
+        if wanted is None or changed.path in wanted:
+            files.get(changed.path)
     return SyntaxMap(files, changeset)
+
+
+class _Files(Mapping[str, FileSyntax]):
+    """The syntax of a change's files, in the change's order, each parsed on first access (under a lock:
+    the stages that ask run in threads)."""
+
+    def __init__(self, changeset: ChangeSet, read_file: Callable[[str], str | None], budget: int) -> None:
+        self._changed = {f.path: f for f in changeset.files if f.status is not FileStatus.REMOVED and not f.is_binary}
+        self._read = read_file
+        self._budget = budget
+        self._kept = 0
+        self._done: dict[str, FileSyntax | None] = {}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, path: str) -> FileSyntax:
+        fs = self._done.get(path) if path in self._done else self._load(path)
+        if fs is None:
+            raise KeyError(path)
+        return fs
+
+    def __iter__(self) -> Iterator[str]:
+        return (p for p in self._changed if self.get(p) is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __contains__(self, path: object) -> bool:
+        return isinstance(path, str) and self.get(path) is not None
+
+    def _load(self, path: str) -> FileSyntax | None:
+        with self._lock:
+            if path in self._done:
+                return self._done[path]
+            fs = self._parse(path) if path in self._changed else None
+            self._done[path] = fs
+            return fs
+
+    def _parse(self, path: str) -> FileSyntax | None:
+        text = self._read(path)
+        if text is None:
+            return None
+        try:
+            fs = parse_file(path, text)
+        except Exception:  # degrade, don't fail: one odd file costs its symbols, not the review
+            log.exception("syntax map of %s failed; line-level analysis only", path)
+            fs = FileSyntax(path, None, text.encode("utf-8", "replace"), None)
+        if fs.tree is not None:
+            self._kept += len(fs.source)
+            if self._kept > self._budget:
+                if self._kept - len(fs.source) <= self._budget:
+                    log.info("syntax map: over the tree budget of %d bytes; later files keep no tree", self._budget)
+                fs = dataclasses.replace(fs, tree=None, nodes=None)
+        return fs
 
 
 _noted: set[str] = set()
