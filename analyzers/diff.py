@@ -7,7 +7,7 @@ import re
 import subprocess
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -63,6 +63,16 @@ class Hunk:
     old_missing_newline: bool = False  # "\\ No newline at end of file" after the old side's last line
     new_missing_newline: bool = False  # ... after the new side's last line
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickled as columns (a large change goes to analysis worker processes): several times smaller and
+        faster than a Line object per line, and without the cached line indexes."""
+        kinds = "".join(ln.kind.value for ln in self.lines)
+        olds = tuple(ln.old for ln in self.lines)
+        news = tuple(ln.new for ln in self.lines)
+        texts = tuple(ln.text for ln in self.lines)
+        head = (self.old_start, self.old_length, self.new_start, self.new_length, self.header)
+        return _unpickle_hunk, (head, kinds, olds, news, texts, self.old_missing_newline, self.new_missing_newline)
+
     @cached_property
     def added(self) -> tuple[int, ...]:
         return tuple(ln.new for ln in self.lines if ln.kind is LineKind.ADDED and ln.new is not None)
@@ -94,6 +104,20 @@ class Hunk:
         return (lines[0], lines[-1]) if lines else None
 
 
+def _unpickle_hunk(
+    head: tuple[int, int, int, int, str],
+    kinds: str,
+    olds: tuple[int | None, ...],
+    news: tuple[int | None, ...],
+    texts: tuple[str, ...],
+    old_missing_newline: bool,
+    new_missing_newline: bool,
+) -> Hunk:
+    by_value = {k.value: k for k in LineKind}
+    lines = tuple(map(Line, map(by_value.__getitem__, kinds), olds, news, texts))
+    return Hunk(*head, lines, old_missing_newline, new_missing_newline)
+
+
 @dataclass(frozen=True)
 class ChangedFile:
     path: str  # new path ("" never; for removed files, the old path)
@@ -105,6 +129,10 @@ class ChangedFile:
     deletions: int = 0
     old_mode: str | None = None  # git file modes ("100644", "100755", "120000" symlink), when the diff says
     new_mode: str | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The fields only: the cached line indexes are rebuilt on demand after unpickling."""
+        return {f.name: self.__dict__[f.name] for f in fields(self)}
 
     @cached_property
     def added_lines(self) -> frozenset[int]:

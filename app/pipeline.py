@@ -9,6 +9,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,6 +19,8 @@ from analyzers.consolidate import demote_moved_code, merge_nearby
 from analyzers.diff import ChangeSet, Skipped
 from analyzers.filtering import in_scope as _filter_in_scope
 from analyzers.registry import load_analyzer
+from analyzers.shards import Split, analyze_in_turn
+from analyzers.shards import plan as plan_split
 from analyzers.testcode import demote_test_code
 
 log = logging.getLogger(__name__)
@@ -199,6 +202,7 @@ async def run_analyzers(
     policy: Any,
     mode: FilterMode,
     read_base: FileReader | None,
+    split: Split | None = None,
 ) -> tuple[list[Finding], list[tuple[str, str]]]:
     """Run the analyzers in worker threads; a crashing analyzer is reported, the others go on.
 
@@ -206,6 +210,8 @@ async def run_analyzers(
     thread and run in turn: under the GIL, threads of pure Python work only take turns anyway, and their
     switching costs 15-20% more than running them one after another. Every other analyzer (the external
     one waits on ruff/bandit processes) gets a thread of its own, so its waits overlap with that work.
+    With a `split` (a large change, analysis worker processes running), the shared thread keeps some files
+    and hands the others to those processes (analyzers.shards).
     """
     failed: list[tuple[str, str]] = []
     contexts = [
@@ -217,13 +223,20 @@ async def run_analyzers(
     outcomes: list[list[Finding] | BaseException | None] = [None] * len(contexts)
     jobs: list[Awaitable[Any]] = [asyncio.to_thread(contexts[i][0].analyze, contexts[i][1]) for i in alone]
     if shared:
-        jobs.append(asyncio.to_thread(_analyze_in_turn, contexts, shared, outcomes))
+        jobs.append(asyncio.to_thread(analyze_in_turn, [contexts[i] for i in shared], split))
     results = await asyncio.gather(*jobs, return_exceptions=True)
     for i, result in zip(alone, results, strict=False):
         outcomes[i] = result
-    if shared and isinstance(results[-1], BaseException):  # the shared thread failed: so did what it had not run
-        for i in shared:
-            outcomes[i] = outcomes[i] if outcomes[i] is not None else results[-1]
+    elsewhere: list[Finding] = []  # syntax findings of the files worker processes parsed
+    parsed_elsewhere: frozenset[str] = frozenset()
+    if shared:
+        if isinstance(results[-1], BaseException):  # the shared thread failed: so did what it had not run
+            for i in shared:
+                outcomes[i] = results[-1]
+        else:
+            turn, elsewhere, parsed_elsewhere = results[-1]
+            for i, outcome in zip(shared, turn, strict=True):
+                outcomes[i] = outcome.error if outcome.error is not None else outcome.findings
     findings: list[Finding] = []
     for (analyzer, _), outcome in zip(contexts, outcomes, strict=True):  # in the analyzers' order
         name = analyzer.name
@@ -237,25 +250,15 @@ async def run_analyzers(
     if syntax is not None:
         from analyzers.syntax import syntax_findings
 
+        here = changeset
+        if parsed_elsewhere:
+            here = ChangeSet(tuple(f for f in changeset.files if f.path not in parsed_elsewhere), changeset.skipped)
         try:
-            findings.extend(syntax_findings(syntax, changeset))
+            findings.extend(syntax_findings(syntax, here))
         except Exception as exc:
             failed.append(("syntax", f"{type(exc).__name__}: {exc}"))
+        findings.extend(elsewhere)
     return findings, failed
-
-
-def _analyze_in_turn(
-    contexts: list[tuple[Analyzer, AnalyzerContext]],
-    indexes: list[int],
-    outcomes: list[list[Finding] | BaseException | None],
-) -> None:
-    """Run these analyzers one after another in this thread: each one's findings, or what it raised."""
-    for i in indexes:
-        analyzer, ctx = contexts[i]
-        try:
-            outcomes[i] = analyzer.analyze(ctx)
-        except BaseException as exc:  # reported as asyncio.gather(return_exceptions=True) reports a thread's
-            outcomes[i] = exc
 
 
 def in_scope(finding: Finding, changeset: ChangeSet, mode: FilterMode) -> bool:
@@ -322,16 +325,19 @@ async def run_review(inp: ReviewInput) -> Review:
 
     from analyzers.syntax import build_syntax_map
 
-    syntax = await asyncio.to_thread(build_syntax_map, changeset, read)
-    timings.append(("parse", time.perf_counter() - t0))
-
-    t1 = time.perf_counter()
     if inp.analyzers is not None:
         analyzers: Sequence[Analyzer] = inp.analyzers
     else:
         analyzers, analyzer_notes = enabled_analyzers(policy)
         notes.extend(analyzer_notes)
-    findings, failed = await run_analyzers(analyzers, changeset, read, syntax, policy, mode, inp.read_base)
+    # a large change, analysis worker processes running: they parse and analyze some of the files
+    split = await asyncio.to_thread(plan_split, changeset, read, analyzers, partial(analyzer_settings, policy), mode)
+    local = split.local if split is not None else None
+    syntax = await asyncio.to_thread(build_syntax_map, changeset, read, paths=local)
+    timings.append(("parse", time.perf_counter() - t0))
+
+    t1 = time.perf_counter()
+    findings, failed = await run_analyzers(analyzers, changeset, read, syntax, policy, mode, inp.read_base, split)
     for analyzer in analyzers:  # e.g. "bandit not installed": said, never an error
         notes.extend(getattr(getattr(analyzer, "last_run", None), "notes", ()) or ())
     findings = [f for f in findings if f.path not in read.too_large and in_scope(f, changeset, mode)]

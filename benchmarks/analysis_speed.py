@@ -4,8 +4,10 @@ The change adds 50 generated Python modules of 100 lines each (handlers, helpers
 safe look-alikes). Two comparisons, each interleaved with Bandit on the same files (`bandit -r`, as a CI
 job runs it) and reported as medians of --repeat runs with the load average:
 
-- warm: the suite in this process as the pipeline runs it (syntax map + security + secrets + quality on
-  the ChangeSet, "added" mode) after a first run has loaded grammars and compiled rule packs;
+- warm: the suite as an App worker process runs it (syntax map + security + secrets + quality on the
+  ChangeSet, "added" mode, a large change shared with the analysis worker processes a long-running
+  process keeps: analyzers.shards) after a first run has loaded grammars and compiled rule packs; and
+  the same in this process alone (DIFFWISE_ANALYSIS_WORKERS=0), the per-CPU comparison;
 - cold: `diffwise review REPO --base HEAD~1 --no-llm` in a fresh process on a git repo holding the change
   (imports, git, grammar loading, rule compilation, rendering included), with a policy that leaves the
   external analyzer (it runs ruff and bandit themselves) and test synthesis off, so both sides do the
@@ -128,7 +130,12 @@ def run_suite(sources: dict[str, str]) -> tuple[float, float, int]:
 
 
 def _run_suite(sources: dict[str, str]) -> tuple[float, float, int, float]:
-    """run_suite's figures and the CPU seconds of the suite (less sensitive to other load than wall time)."""
+    """run_suite's figures and this process's CPU seconds in the suite.
+
+    The suite runs as the pipeline runs it: a large change is shared with the analysis worker processes
+    when the process has them (analyzers.shards; a long-running App process does), else analyzed here.
+    """
+    from analyzers import shards
     from analyzers.base import AnalyzerContext
     from analyzers.diff import ChangeSet
     from analyzers.quality import QualityAnalyzer
@@ -140,10 +147,30 @@ def _run_suite(sources: dict[str, str]) -> tuple[float, float, int, float]:
     changeset = ChangeSet.from_unified_diff(as_diff(sources))
     built = time.perf_counter()
     cpu = time.process_time()
-    syntax = build_syntax_map(changeset, sources.get)
-    ctx = AnalyzerContext(changeset=changeset, read_file=sources.get, syntax=syntax, mode="added")
-    findings = [f for a in (SecurityAnalyzer(), SecretsAnalyzer(), QualityAnalyzer()) for f in a.analyze(ctx)]
+    analyzers = (SecurityAnalyzer(), SecretsAnalyzer(), QualityAnalyzer())
+    split = shards.plan(changeset, sources.get, analyzers, lambda name: {}, "added")
+    syntax = build_syntax_map(changeset, sources.get, paths=split.local if split is not None else None)
+    pairs = [
+        (a, AnalyzerContext(changeset=changeset, read_file=sources.get, syntax=syntax, mode="added")) for a in analyzers
+    ]
+    outcomes, elsewhere, _ = shards.analyze_in_turn(pairs, split)
+    findings = [f for o in outcomes for f in (o.findings or [])] + elsewhere
     return built - start, time.perf_counter() - built, len(findings), time.process_time() - cpu
+
+
+def _run_alone(sources: dict[str, str]) -> tuple[float, float, int, float]:
+    """The suite in this process only (DIFFWISE_ANALYSIS_WORKERS=0): the per-CPU comparison."""
+    from analyzers import shards
+
+    before = os.environ.get(shards.ENV)
+    os.environ[shards.ENV] = "0"
+    try:
+        return _run_suite(sources)
+    finally:
+        if before is None:
+            del os.environ[shards.ENV]
+        else:
+            os.environ[shards.ENV] = before
 
 
 def _children_cpu() -> float:
@@ -222,7 +249,13 @@ def main(argv: list[str] | None = None) -> int:
         "suite = syntax map + security + secrets + quality; the external analyzer (it runs ruff and bandit "
         "themselves) and test synthesis are excluded from the comparison"
     )
+    from analyzers import shards
+
+    shards.long_running()  # as the App's serve/worker processes: large changes may use analysis workers
+    pooled = shards.POOL.wait_ready()
+    workers = shards.POOL.workers() if pooled else 0
     first_diff, first, found = run_suite(sources)  # loads grammars, compiles the rule pack
+    _run_alone(sources)
     with tempfile.TemporaryDirectory() as tmp:
         repo = make_repo(Path(tmp), sources)
         policy = Path(tmp) / "suite.yml"
@@ -235,15 +268,18 @@ def main(argv: list[str] | None = None) -> int:
             bandit_runs = []
         run_cli(repo, policy)
         warm: list[tuple[float, float, int, float]] = []
+        alone: list[tuple[float, float, int, float]] = []
         cold: list[tuple[float, int, float]] = []
         for _ in range(repeat):  # interleaved, so a change in machine load hits both sides alike
             warm.append(_run_suite(sources))
+            alone.append(_run_alone(sources))
             cold.append(run_cli(repo, policy))
             if shutil.which("bandit") is not None:
                 result = run_bandit(repo / "pkg")
                 if result is not None:
                     bandit_runs.append(result)
     warm_suite = statistics.median(r[1] for r in warm)
+    alone_suite = statistics.median(r[1] for r in alone)
     warm_diff = statistics.median(r[0] for r in warm)
     cold_cli = statistics.median(r[0] for r in cold)
     print(
@@ -251,8 +287,14 @@ def main(argv: list[str] | None = None) -> int:
         f"(+ ChangeSet {first_diff:.3f}s), {found} findings"
     )
     print(
-        f"diffwise suite warm (long-lived worker), median of {repeat}: {warm_suite:.3f}s "
-        f"(+ ChangeSet {warm_diff:.3f}s, built by the source); runs " + ", ".join(f"{r[1]:.3f}" for r in warm)
+        f"diffwise suite warm, as an App worker runs it (this process + {workers} analysis worker process(es)), "
+        f"median of {repeat}: {warm_suite:.3f}s (+ ChangeSet {warm_diff:.3f}s, built by the source); runs "
+        + ", ".join(f"{r[1]:.3f}" for r in warm)
+    )
+    print(
+        f"diffwise suite warm, one process (DIFFWISE_ANALYSIS_WORKERS=0), median of {repeat}: {alone_suite:.3f}s, "
+        f"{alone[0][2]} findings (same as with workers: {alone[0][2] == warm[0][2]}); runs "
+        + ", ".join(f"{r[1]:.3f}" for r in alone)
     )
     print(
         f"diffwise review --no-llm cold (fresh process, external + tests off), median of {repeat}: "
@@ -266,20 +308,25 @@ def main(argv: list[str] | None = None) -> int:
         "runs " + ", ".join(f"{r[0]:.3f}" for r in bandit_runs)
     )
     pairs_warm = [b[0] / w[1] for b, w in zip(bandit_runs, warm, strict=False)]
+    pairs_alone = [b[0] / w[1] for b, w in zip(bandit_runs, alone, strict=False)]
     pairs_cold = [b[0] / c[0] for b, c in zip(bandit_runs, cold, strict=False)]
     print(
         f"speed-up vs bandit (median of per-run ratios): warm suite {statistics.median(pairs_warm):.1f}x "
-        f"(incl. ChangeSet {bandit / (warm_suite + warm_diff):.1f}x), cold CLI {statistics.median(pairs_cold):.1f}x; "
+        f"(incl. ChangeSet {bandit / (warm_suite + warm_diff):.1f}x), warm one process "
+        f"{statistics.median(pairs_alone):.1f}x, cold CLI {statistics.median(pairs_cold):.1f}x; "
         f"target 5x; load average now {_load()}"
     )
     # CPU seconds: on a shared machine other processes stretch wall times; CPU time counts only the work
-    warm_cpu = statistics.median(w[3] for w in warm)
+    # (the one-process run: a worker process's CPU is not counted in this one's)
+    alone_cpu = statistics.median(w[3] for w in alone)
     cold_cpu = statistics.median(c[2] for c in cold)
     bandit_cpu = statistics.median(b[2] for b in bandit_runs)
     print(
-        f"CPU seconds (medians): warm suite {warm_cpu:.3f}, cold CLI {cold_cpu:.3f}, bandit {bandit_cpu:.3f}; "
-        f"bandit/diffwise: warm {bandit_cpu / warm_cpu:.1f}x, cold {bandit_cpu / cold_cpu:.1f}x"
+        f"CPU seconds (medians): warm suite in one process {alone_cpu:.3f}, cold CLI {cold_cpu:.3f}, "
+        f"bandit {bandit_cpu:.3f}; bandit/diffwise: warm {bandit_cpu / alone_cpu:.1f}x, "
+        f"cold {bandit_cpu / cold_cpu:.1f}x"
     )
+    shards.POOL.shutdown()
     return 0
 
 

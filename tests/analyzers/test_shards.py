@@ -1,0 +1,152 @@
+"""A large change shared with analysis worker processes: the review is the one a single process gives."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pickle
+import signal
+from collections.abc import Iterator
+
+import pytest
+
+from analyzers import shards
+from analyzers.base import AnalyzerContext, Finding
+from analyzers.diff import ChangeSet
+from analyzers.quality import QualityAnalyzer
+from analyzers.secrets import SecretsAnalyzer
+from analyzers.security import SecurityAnalyzer
+from analyzers.syntax import build_syntax_map
+from app.pipeline import ReviewInput, run_review
+
+BLOCKS = [
+    'def handler_{n}(request, db):\n    name = request.args.get("name")\n'
+    '    rows = db.execute("SELECT * FROM t WHERE o = \'" + name + "\'")\n    return list(rows)\n',
+    "def helper_{n}(values, factor=2):\n    total = 0\n    for v in values:\n        if v > 0:\n"
+    "            total += v * factor\n    return total\n",
+    'def risky_{n}(request):\n    import os\n    os.system("ping " + request.form["t"])\n    return "ok"\n',
+    "def tidy_{n}(items=[]):\n    try:\n        items.append(1)\n    except:\n        pass\n    return items\n",
+    'API_KEY_{n} = "AKIA4QW7RT2Y9PLM{n:04d}"\n',
+]
+
+
+def _module(index: int, lines: int) -> str:
+    out = [f'"""Module {index}."""', ""]
+    n = index * 100
+    while sum(block.count("\n") + 1 for block in out) < lines:
+        n += 1
+        out.append(BLOCKS[n % len(BLOCKS)].format(n=n))
+    return "\n".join(out) + "\n"
+
+
+def _change() -> dict[str, str]:
+    files = {f"pkg/mod_{i:02d}.py": _module(i, 90) for i in range(24)}
+    files["pkg/mod_20.py"] += "def broken(:\n    pass\n"  # a parse error in a worker's group
+    files["tests/test_mod_21.py"] = "from pkg.mod_21 import helper_2102\n\n\ndef test_it():\n    helper_2102([1])\n"
+    files["web/app.js"] = "function show(req) {\n  document.body.innerHTML = req.query.html;\n}\n"
+    return files
+
+
+def _diff(sources: dict[str, str]) -> str:
+    parts = []
+    for path, text in sources.items():
+        body = text.splitlines()
+        parts.append(f"--- /dev/null\n+++ b/{path}\n@@ -0,0 +1,{len(body)} @@\n")
+        parts.append("".join(f"+{line}\n" for line in body))
+    return "".join(parts)
+
+
+SOURCES = _change()
+CHANGESET = ChangeSet.from_unified_diff(_diff(SOURCES))
+ANALYZERS = (SecurityAnalyzer(), SecretsAnalyzer(), QualityAnalyzer())
+
+
+@pytest.fixture
+def workers(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv(shards.ENV, "1")
+    assert shards.POOL.wait_ready(), "the analysis worker process did not start"
+    yield
+    shards.POOL.shutdown()
+
+
+def _settings(name: str) -> dict[str, object]:
+    return {"max_untested_hints": 4} if name == "quality" else {}
+
+
+def _run(split: shards.Split | None) -> tuple[list[list[Finding]], list[Finding], frozenset[str]]:
+    syntax = build_syntax_map(CHANGESET, SOURCES.get, paths=split.local if split is not None else None)
+    pairs = [(a, AnalyzerContext(CHANGESET, SOURCES.get, syntax, _settings(a.name), "added")) for a in ANALYZERS]
+    outcomes, elsewhere, remote = shards.analyze_in_turn(pairs, split)
+    assert all(o.error is None for o in outcomes), [o.error for o in outcomes]
+    return [list(o.findings or []) for o in outcomes], elsewhere, remote
+
+
+def _serial() -> list[list[Finding]]:
+    found, _, _ = _run(None)
+    return found
+
+
+def test_small_changes_and_a_pool_that_is_off_stay_in_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(shards.ENV, "0")
+    assert shards.plan(CHANGESET, SOURCES.get, ANALYZERS, _settings, "added") is None
+    monkeypatch.setenv(shards.ENV, "auto")  # a one-off review (not serve/worker) starts no processes
+    assert shards.plan(CHANGESET, SOURCES.get, ANALYZERS, _settings, "added") is None
+    small = ChangeSet(CHANGESET.files[:2])
+    monkeypatch.setenv(shards.ENV, "1")
+    assert shards.plan(small, SOURCES.get, ANALYZERS, _settings, "added") is None
+
+
+def test_an_analyzer_that_cannot_travel_keeps_the_change_in_one_process(workers: None) -> None:
+    class Custom:
+        name = "custom"
+        cpu_bound = True
+
+        def analyze(self, ctx: AnalyzerContext) -> list[Finding]:
+            return []
+
+    assert shards.plan(CHANGESET, SOURCES.get, [*ANALYZERS, Custom()], _settings, "added") is None  # type: ignore[list-item]
+
+
+def test_workers_find_exactly_what_one_process_finds_in_the_same_order(workers: None) -> None:
+    expected = _serial()
+    split = shards.plan(CHANGESET, SOURCES.get, ANALYZERS, _settings, "added")
+    assert split is not None
+    assert split.remote
+    assert "pkg/mod_20.py" in split.remote[-1]  # the parse error is a worker's to report
+    found, elsewhere, remote = _run(split)
+    assert remote == frozenset(p for group in split.remote for p in group)
+    assert found == expected
+    assert [f.path for f in elsewhere] == ["pkg/mod_20.py"]
+    assert elsewhere[0].rule == "syntax/parse-error"
+    hints = [f for f in found[2] if f.rule == "quality/untested-change"]
+    assert len(hints) == 4  # the policy's limit holds over every group together
+    assert any(f.rule.startswith("secrets/") and f.path in remote for f in found[1])
+
+
+def test_a_worker_that_dies_costs_time_not_findings(workers: None) -> None:
+    expected = _serial()
+    split = shards.plan(CHANGESET, SOURCES.get, ANALYZERS, _settings, "added")
+    assert split is not None
+    assert split.executor is not None
+    for pid in list(split.executor._processes):  # kill -9 the worker before it can answer
+        os.kill(pid, signal.SIGKILL)
+    found, elsewhere, remote = _run(split)
+    assert found == expected
+    assert remote == frozenset()  # every file was analyzed here after all
+    assert elsewhere == []
+    assert shards.POOL.get() is not None  # a new pool took the broken one's place
+
+
+def test_the_pipeline_gives_the_same_review_with_workers(workers: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    with_workers = asyncio.run(run_review(ReviewInput(CHANGESET, SOURCES.get)))
+    monkeypatch.setenv(shards.ENV, "0")
+    alone = asyncio.run(run_review(ReviewInput(CHANGESET, SOURCES.get)))
+    assert with_workers.findings == alone.findings
+    assert with_workers.failed_analyzers == alone.failed_analyzers == ()
+    assert any(f.rule == "syntax/parse-error" for f in alone.findings)
+
+
+def test_a_change_travels_as_plain_data() -> None:
+    group = CHANGESET.files[:3]
+    assert pickle.loads(pickle.dumps(ChangeSet(group))) == ChangeSet(group)
+    assert pickle.loads(pickle.dumps(group[0].hunks[0])).added == group[0].hunks[0].added
