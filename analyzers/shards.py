@@ -11,43 +11,45 @@ names and settings, and findings back. Anything that needs the whole change or r
 "no test touches it" hint reads test files) runs here, on the workers' plain-data candidates. A worker that
 fails, dies or runs out of time costs nothing but time: its files are analyzed here instead.
 
-DIFFWISE_ANALYSIS_WORKERS: `auto` (the default: long-running processes use up to two worker processes, one
-fewer than the CPUs they may run on; a one-off `diffwise review` uses none, since starting them costs more
-than it saves), `0` (never), or a number (that many, in every process, started on first use).
+How many worker processes there are, and how they are kept: analyzers.workerpool
+(DIFFWISE_ANALYSIS_WORKERS).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
-import multiprocessing
-import os
-import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from analyzers.base import Analyzer, AnalyzerContext, Finding
 from analyzers.diff import ChangeSet, FileStatus
+from analyzers.workerpool import ENV, POOL, Worker, long_running
 
 log = logging.getLogger(__name__)
 
-ENV = "DIFFWISE_ANALYSIS_WORKERS"
+__all__ = ["ENV", "POOL", "Split", "analyze_in_turn", "long_running", "plan", "run_shard"]
 SHARDABLE = frozenset({"security", "secrets", "quality"})  # per-file analyzers a worker process can run
 MIN_LINES = 1500  # below this a change is analyzed in one process: the hand-off would cost more than it saves
 MIN_FILES = 4
+MAX_GROUPS = 8  # this process's group and at most seven workers'
 WAIT_SECONDS = 120.0  # a worker's group not done by then is analyzed here
 
 
-@dataclass(frozen=True)
+@dataclass
 class Split:
     """Which changed files this process analyzes (`local`) and which went to worker processes (`remote`)."""
 
     local: frozenset[str]
     remote: tuple[tuple[str, ...], ...]  # one group of files per job, in the change's order
-    jobs: tuple[Future[ShardResult] | None, ...] = ()  # each group's job (None: it could not be handed over)
-    executor: ProcessPoolExecutor | None = field(default=None, compare=False)
+    workers: list[Worker | None] = field(default_factory=list)  # each group's (None: it stays here)
+
+    def abandon(self) -> None:
+        """Give up the answers not collected yet (the review stopped early): those workers are replaced."""
+        for i, worker in enumerate(self.workers):
+            if worker is not None:
+                POOL.discard(worker)
+                self.workers[i] = None
 
 
 @dataclass(frozen=True)
@@ -113,141 +115,6 @@ def _collect(analyzer: Analyzer, ctx: AnalyzerContext) -> tuple[list[Finding], l
     return list(analyzer.analyze(ctx)), []
 
 
-def _warm_worker() -> None:
-    """Compile the rule packs of the languages most changes are in once per worker, not per first job."""
-    from analyzers.rulepack import pack_for
-
-    for language in ("python", "javascript", "typescript"):
-        pack_for(language)
-
-
-def _ready() -> bool:
-    return True
-
-
-# ---- the pool ---------------------------------------------------------------------------------------
-
-
-class _Pool:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._executor: ProcessPoolExecutor | None = None
-        self._warm: Future[Any] | None = None
-        self._size = 0
-        self.long_running = False
-
-    def workers(self) -> int:
-        raw = os.environ.get(ENV, "auto").strip().lower() or "auto"
-        if raw == "auto":
-            if not self.long_running:
-                return 0
-            return max(0, min(_cpus() - 1, 2))
-        try:
-            return max(0, min(int(raw), 16))
-        except ValueError:
-            log.warning("%s=%r is not auto or a number: analysis stays in one process", ENV, raw)
-            return 0
-
-    @property
-    def size(self) -> int:
-        return self._size
-
-    def get(self) -> ProcessPoolExecutor | None:
-        """The pool when it can take work now, else None. `auto` starts a wanted pool without waiting for
-        it (the next large change uses it: starting costs more than analyzing one change); an explicit
-        number of workers waits for them, since that user asked for them."""
-        size = self.workers()
-        if size <= 0:
-            return None
-        with self._lock:
-            if self._executor is None or self._size != size:
-                self._start(size)
-            warm, executor = self._warm, self._executor
-        assert warm is not None
-        if not warm.done() and os.environ.get(ENV, "auto").strip().lower() in ("", "auto"):
-            return None
-        try:
-            warm.result(timeout=WAIT_SECONDS)
-        except Exception:
-            log.warning("analysis worker processes did not start; analyzing in this process")
-            self.discard(executor)
-            return None
-        return executor
-
-    def _start(self, size: int) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-        context = multiprocessing.get_context("forkserver")  # never fork a threaded process
-        context.set_forkserver_preload(["analyzers.shards"])
-        self._executor = ProcessPoolExecutor(max_workers=size, mp_context=context, initializer=_warm_worker)
-        self._size = size
-        futures = [self._executor.submit(_ready) for _ in range(size)]
-        self._warm = _all_of(futures)
-
-    def wait_ready(self, timeout: float = WAIT_SECONDS) -> bool:
-        """Start the pool if it is wanted and wait until it takes work (benchmarks, tests)."""
-        if self.workers() <= 0:
-            return False
-        with self._lock:
-            if self._executor is None:
-                self._start(self.workers())
-            warm = self._warm
-        try:
-            if warm is not None:
-                warm.result(timeout=timeout)
-        except Exception:
-            return False
-        return True
-
-    def discard(self, executor: ProcessPoolExecutor | None) -> None:
-        """Drop a broken pool; the next large change starts a new one."""
-        with self._lock:
-            if executor is not None and executor is self._executor:
-                self._executor, self._warm, self._size = None, None, 0
-        if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
-
-    def shutdown(self) -> None:
-        with self._lock:
-            executor, self._executor, self._warm, self._size = self._executor, None, None, 0
-        if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
-
-
-def _all_of(futures: Sequence[Future[Any]]) -> Future[Any]:
-    done: Future[Any] = Future()
-    left = [len(futures)]
-    lock = threading.Lock()
-
-    def one(f: Future[Any]) -> None:
-        with lock:
-            left[0] -= 1
-            last = left[0] == 0
-        if f.exception() is not None and not done.done():
-            done.set_exception(f.exception())  # type: ignore[arg-type]
-        elif last and not done.done():
-            done.set_result(None)
-
-    for f in futures:
-        f.add_done_callback(one)
-    return done
-
-
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-POOL = _Pool()
-
-
-def long_running() -> None:
-    """Say this process serves many reviews (`serve`, `worker`): `auto` then uses worker processes."""
-    POOL.long_running = True
-
-
 # ---- this process's side ----------------------------------------------------------------------------
 
 
@@ -266,35 +133,41 @@ def plan(
     files = [f for f in changeset.files if f.status is not FileStatus.REMOVED and not f.is_binary]
     if len(files) < MIN_FILES or sum(f.additions + f.deletions for f in files) < MIN_LINES:
         return None
-    executor = POOL.get()
-    if executor is None:
+    workers = POOL.checkout(MAX_GROUPS - 1)
+    if not workers:
         return None
     weights = []
     for f in files:
         text = read(f.path)
         weights.append(len(text) if isinstance(text, str) else 0)
-    groups = _partition([f.path for f in files], weights, POOL.size)
-    if len(groups) < 2:
+    groups = _partition([f.path for f in files], weights, len(workers))
+    for unused in workers[len(groups) - 1 :]:
+        POOL.checkin(unused)
+    workers = workers[: len(groups) - 1]
+    if not workers:
         return None
     named = tuple((a.name, dict(settings(a.name))) for a in shared)
-    jobs: list[Future[ShardResult] | None] = []
-    for group in groups[1:]:
-        try:
-            jobs.append(executor.submit(run_shard, _job(changeset, tuple(group), read, named, mode)))
-        except Exception:  # a pool shut down meanwhile: these files are analyzed here
+    handed: list[Worker | None] = list(workers)
+    split = Split(frozenset(groups[0]), tuple(tuple(g) for g in groups[1:]), handed)
+    for i, (group, worker) in enumerate(zip(split.remote, workers, strict=True)):
+        try:  # written by this thread: the worker starts now, while this process parses its own files
+            worker.send(run_shard, _job(changeset, group, read, named, mode))
+        except Exception:  # a dead worker, unpicklable settings: these files are analyzed here
             log.warning("could not hand %d files to an analysis worker; analyzing them here", len(group))
-            jobs.append(None)
-    return Split(frozenset(groups[0]), tuple(tuple(g) for g in groups[1:]), tuple(jobs), executor)
+            POOL.discard(worker)
+            split.workers[i] = None
+    return split
 
 
-# this process's group is this much larger than a worker's: a worker's share also pays for the hand-off
-# (its part of the change and its findings are pickled both ways)
-LOCAL_SHARE = 1.15
+# this process's group relative to a worker's. The hand-off (pickling both ways, ~3 ms for half of a
+# 5,000-line change) about equals this process's merging, so equal shares finish together (measured on
+# 2 CPUs: 1.15 and 0.9 were both slower than 1.0)
+LOCAL_SHARE = 1.0
 
 
 def _partition(paths: list[str], weights: list[int], workers: int) -> list[list[str]]:
-    """Contiguous groups (the change's order is kept: findings merge back in it), the first for this
-    process, about LOCAL_SHARE times a worker's, the others about equal."""
+    """Contiguous groups of about equal size (the change's order is kept: findings merge back in it), the
+    first for this process (LOCAL_SHARE times a worker's)."""
     total = sum(weights) or 1
     local = min(0.9, LOCAL_SHARE / (workers + 1)) * total
     bounds = [local + (total - local) * k / workers for k in range(workers)]  # where group k+1 starts
@@ -317,14 +190,14 @@ def analyze_in_turn(
     Returns each analyzer's outcome (in `pairs` order), the syntax findings of the files the workers parsed,
     and those files (this process has not parsed them: their syntax findings are already in the list).
     """
-    if split is None or split.executor is None or not pairs:
+    if split is None or not pairs:
         return [_run_here(a, ctx) for a, ctx in pairs], [], frozenset()
     local = [_collect_here(a, replace(ctx, paths=split.local)) for a, ctx in pairs]
     parts: list[list[tuple[list[Finding], list[Any]] | BaseException]] = [[x] for x in local]
     syntax: list[Finding] = []
     remote_paths: set[str] = set()
-    for group, future in zip(split.remote, split.jobs, strict=True):
-        result = _wait(future, split.executor)
+    for i, group in enumerate(split.remote):
+        result = _answer(split, i)
         if result is None:  # analyzed here instead: the lazy syntax map parses these files now
             for i, (a, ctx) in enumerate(pairs):
                 parts[i].append(_collect_here(a, replace(ctx, paths=frozenset(group))))
@@ -356,19 +229,22 @@ def _job(
     return ShardJob(ChangeSet(files), texts, settings, mode)
 
 
-def _wait(future: Future[ShardResult] | None, executor: ProcessPoolExecutor) -> ShardResult | None:
-    if future is None:
+def _answer(split: Split, index: int) -> ShardResult | None:
+    """Group `index`'s result from its worker, or None (then it is analyzed here)."""
+    worker = split.workers[index]
+    if worker is None:
         return None
+    split.workers[index] = None
     try:
-        return future.result(timeout=WAIT_SECONDS)
-    except concurrent.futures.TimeoutError:
+        result = worker.receive(WAIT_SECONDS)
+    except TimeoutError:
         log.warning("an analysis worker took over %.0f s; analyzing its files here", WAIT_SECONDS)
-        future.cancel()
-    except concurrent.futures.process.BrokenProcessPool:
-        log.warning("an analysis worker process died; analyzing its files here and starting a new pool")
-        POOL.discard(executor)
-    except Exception:
-        log.exception("an analysis worker failed; analyzing its files here")
+    except Exception as exc:
+        log.warning("an analysis worker failed (%s); analyzing its files here", exc)
+    else:
+        POOL.checkin(worker)
+        return result if isinstance(result, ShardResult) else None
+    POOL.discard(worker)
     return None
 
 

@@ -332,12 +332,16 @@ async def run_review(inp: ReviewInput) -> Review:
         notes.extend(analyzer_notes)
     # a large change, analysis worker processes running: they parse and analyze some of the files
     split = await asyncio.to_thread(plan_split, changeset, read, analyzers, partial(analyzer_settings, policy), mode)
-    local = split.local if split is not None else None
-    syntax = await asyncio.to_thread(build_syntax_map, changeset, read, paths=local)
-    timings.append(("parse", time.perf_counter() - t0))
+    try:
+        local = split.local if split is not None else None
+        syntax = await asyncio.to_thread(build_syntax_map, changeset, read, paths=local)
+        timings.append(("parse", time.perf_counter() - t0))
 
-    t1 = time.perf_counter()
-    findings, failed = await run_analyzers(analyzers, changeset, read, syntax, policy, mode, inp.read_base, split)
+        t1 = time.perf_counter()
+        findings, failed = await run_analyzers(analyzers, changeset, read, syntax, policy, mode, inp.read_base, split)
+    finally:
+        if split is not None:
+            split.abandon()  # a review stopped early (cancelled, crashed) leaves no worker waiting to be read
     for analyzer in analyzers:  # e.g. "bandit not installed": said, never an error
         notes.extend(getattr(getattr(analyzer, "last_run", None), "notes", ()) or ())
     findings = [f for f in findings if f.path not in read.too_large and in_scope(f, changeset, mode)]

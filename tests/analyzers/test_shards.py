@@ -127,14 +127,17 @@ def test_a_worker_that_dies_costs_time_not_findings(workers: None) -> None:
     expected = _serial()
     split = shards.plan(CHANGESET, SOURCES.get, ANALYZERS, _settings, "added")
     assert split is not None
-    assert split.executor is not None
-    for pid in list(split.executor._processes):  # kill -9 the worker before it can answer
-        os.kill(pid, signal.SIGKILL)
+    for worker in split.workers:  # kill -9 the worker before it can answer
+        assert worker is not None
+        os.kill(worker.process.pid, signal.SIGKILL)
     found, elsewhere, remote = _run(split)
     assert found == expected
     assert remote == frozenset()  # every file was analyzed here after all
     assert elsewhere == []
-    assert shards.POOL.get() is not None  # a new pool took the broken one's place
+    assert shards.POOL.wait_ready()  # a new worker took the dead one's place
+    again = shards.plan(CHANGESET, SOURCES.get, ANALYZERS, _settings, "added")
+    assert again is not None
+    again.abandon()
 
 
 def test_the_pipeline_gives_the_same_review_with_workers(workers: None, monkeypatch: pytest.MonkeyPatch) -> None:
