@@ -412,3 +412,43 @@ def test_without_the_opt_in_no_pr_code_is_fetched_to_run(harness: Harness) -> No
     assert harness.wait(delivery, timeout=120) == {delivery: "done"}
     assert fake.count("GET", r"/tarball/") == 0
     assert "round trip does not return the input" not in summary(repo)
+
+
+def _large_module(index: int) -> str:
+    blocks = [
+        f"def handler_{index}_{{n}}(request, db):\n    q = request.args.get('q')\n"
+        '    return db.execute("SELECT * FROM t WHERE a = \'" + q + "\'")\n',
+        f"def run_{index}_{{n}}(cmd):\n    import subprocess\n    return subprocess.call(cmd, shell=True)\n",
+        f"def total_{index}_{{n}}(values):\n    s = 0\n    for v in values:\n"
+        "        if v:\n            s += v\n    return s\n",
+    ]
+    return "\n\n".join(blocks[n % 3].format(n=n) for n in range(30))
+
+
+def test_a_large_pull_request_gets_the_same_review_with_analysis_worker_processes(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from analyzers import shards
+
+    head: dict[str, str | bytes | None] = {f"svc/mod_{i:02d}.py": _large_module(i) for i in range(16)}
+    posted: dict[str, list[tuple[str, int, str]]] = {}
+    summaries: dict[str, list[str]] = {}
+    try:
+        for workers in ("1", "0"):  # a worker process shares the analysis; then this process alone
+            monkeypatch.setenv(shards.ENV, workers)
+            with running_harness(tmp_path / f"state-{workers}") as h:
+                repo = h.fake.add_repo("octo", "big", installation_id=77)
+                pull = h.fake.add_pull(repo, 3, head=head, author="dev")
+                delivery, _ = h.send("pull_request", webhook_payload("pull_request.opened.2", repo, pull))
+                assert h.wait(delivery, timeout=90) == {delivery: "done"}
+                posted[workers] = sorted((c["path"], c["line"], c["body"]) for c in repo.review_comments)
+                summaries[workers] = [summary(repo).split("<!--")[0]]
+            if workers == "1":  # the worker process was started, used, and checked back in after its job
+                assert [w.ready for w in shards.POOL._idle] == [True]
+                assert shards.POOL._busy == set()
+    finally:
+        shards.POOL.shutdown()
+    assert posted["1"]
+    assert posted["1"] == posted["0"]
+    assert summaries["1"] == summaries["0"]
+    assert "16 file(s) reviewed" in summaries["1"][0]
