@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import logging
 import re
 import threading
 from collections.abc import Iterator
@@ -18,6 +19,8 @@ from tree_sitter import Node, Query, QueryCursor, Tree
 from analyzers.base import Confidence, Severity
 from analyzers.languages import get_language
 from analyzers.prefilter import Need, Prefilter, pattern_conditions, regex_conditions
+
+log = logging.getLogger(__name__)
 
 RULES_DIR = Path(__file__).with_name("rules")
 _ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -251,24 +254,30 @@ class CompiledPack:
 
     def _variant(self, patterns: tuple[int, ...]) -> Query | None:
         """The combined query cut down to `patterns` (compiled once per distinct set; None: use the full one)."""
-        if patterns in self._variants:
+        try:  # one lookup: another thread may evict the entry between a test and a read
             return self._variants[patterns]
+        except KeyError:
+            pass
         assert self.query is not None
         with _lock:
-            if patterns not in self._variants:
-                if len(self._variants) >= _MAX_VARIANTS:
-                    self._variants.pop(next(iter(self._variants)))
-                query = self.query
-                parts = [self.source[query.start_byte_for_pattern(p) : query.end_byte_for_pattern(p)] for p in patterns]
-                lang = get_language(self.language)
-                try:
-                    variant = Query(lang, b"\n".join(parts).decode("utf-8")) if lang is not None else None
-                except Exception:  # never expected: the parts compiled as one query; fall back to it
-                    variant = None
-                if variant is not None and variant.pattern_count != len(patterns):
-                    variant = None
-                self._variants[patterns] = variant
-            return self._variants[patterns]
+            try:
+                return self._variants[patterns]
+            except KeyError:
+                pass
+            if len(self._variants) >= _MAX_VARIANTS:
+                self._variants.pop(next(iter(self._variants)))
+            query = self.query
+            parts = [self.source[query.start_byte_for_pattern(p) : query.end_byte_for_pattern(p)] for p in patterns]
+            lang = get_language(self.language)
+            variant: Query | None = None
+            try:
+                variant = Query(lang, b"\n".join(parts).decode("utf-8")) if lang is not None else None
+            except Exception:  # never expected: the parts compiled as one query; fall back to it
+                log.exception("a cut-down %s rule query did not compile; the full one runs", self.language)
+            if variant is not None and variant.pattern_count != len(patterns):
+                variant = None
+            self._variants[patterns] = variant
+            return variant
 
     def sanitizer_pattern(self, rule: Rule) -> re.Pattern[str] | None:
         if rule.taint is None or not rule.taint.sanitizers:

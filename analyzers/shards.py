@@ -24,11 +24,12 @@ from typing import Any
 
 from analyzers.base import Analyzer, AnalyzerContext, Finding
 from analyzers.diff import ChangeSet, FileStatus
-from analyzers.workerpool import ENV, POOL, Worker, long_running
+from analyzers.process_role import mark_long_running
+from analyzers.workerpool import ENV, POOL, Worker
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ENV", "POOL", "Split", "analyze_in_turn", "long_running", "plan", "run_shard"]
+__all__ = ["ENV", "POOL", "Split", "analyze_in_turn", "mark_long_running", "plan", "run_shard"]
 SHARDABLE = frozenset({"security", "secrets", "quality"})  # per-file analyzers a worker process can run
 MIN_LINES = 1500  # below this a change is analyzed in one process: the hand-off would cost more than it saves
 MIN_FILES = 4
@@ -133,6 +134,7 @@ def plan(
     files = [f for f in changeset.files if f.status is not FileStatus.REMOVED and not f.is_binary]
     if len(files) < MIN_FILES or sum(f.additions + f.deletions for f in files) < MIN_LINES:
         return None
+    named = tuple((a.name, dict(settings(a.name))) for a in shared)
     workers = POOL.checkout(MAX_GROUPS - 1)
     if not workers:
         return None
@@ -146,9 +148,9 @@ def plan(
     workers = workers[: len(groups) - 1]
     if not workers:
         return None
-    named = tuple((a.name, dict(settings(a.name))) for a in shared)
     handed: list[Worker | None] = list(workers)
-    split = Split(frozenset(groups[0]), tuple(tuple(g) for g in groups[1:]), handed)
+    rest = {f.path for f in changeset.files} - {f.path for f in files}  # removed, binary: nothing to parse
+    split = Split(frozenset(groups[0]) | rest, tuple(tuple(g) for g in groups[1:]), handed)
     for i, (group, worker) in enumerate(zip(split.remote, workers, strict=True)):
         try:  # written by this thread: the worker starts now, while this process parses its own files
             worker.send(run_shard, _job(changeset, group, read, named, mode))

@@ -24,6 +24,8 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
+from analyzers.process_role import is_long_running
+
 log = logging.getLogger(__name__)
 
 ENV = "DIFFWISE_ANALYSIS_WORKERS"
@@ -105,13 +107,12 @@ class Pool:
         self._lock = threading.Lock()
         self._idle: list[Worker] = []  # started, maybe not ready yet
         self._busy: set[Worker] = set()
-        self.long_running = False
 
     def workers(self) -> int:
         """How many worker processes are wanted now (DIFFWISE_ANALYSIS_WORKERS)."""
         raw = _setting()
         if raw == "auto":
-            return max(0, min(_cpus() - 1, 2)) if self.long_running else 0
+            return max(0, min(_cpus() - 1, 2)) if is_long_running() else 0
         try:
             return max(0, min(int(raw), 16))
         except ValueError:
@@ -198,7 +199,3 @@ def _cpus() -> int:
 
 POOL = Pool()
 
-
-def long_running() -> None:
-    """Say this process serves many reviews (`serve`, `worker`): `auto` then keeps analysis workers."""
-    POOL.long_running = True

@@ -330,8 +330,12 @@ async def run_review(inp: ReviewInput) -> Review:
     else:
         analyzers, analyzer_notes = enabled_analyzers(policy)
         notes.extend(analyzer_notes)
-    # a large change, analysis worker processes running: they parse and analyze some of the files
-    split = await asyncio.to_thread(plan_split, changeset, read, analyzers, partial(analyzer_settings, policy), mode)
+    # a large change, analysis worker processes running: they parse and analyze some of the files (with the
+    # built-in analyzers only: a worker loads its own from the registry, not the instances a caller passed)
+    split = None
+    if inp.analyzers is None:
+        settings = partial(analyzer_settings, policy)
+        split = await asyncio.to_thread(plan_split, changeset, read, analyzers, settings, mode)
     try:
         local = split.local if split is not None else None
         syntax = await asyncio.to_thread(build_syntax_map, changeset, read, paths=local)

@@ -44,9 +44,9 @@ def run_serve(args: argparse.Namespace) -> int:
     queue = JobQueue(settings)
     worker = not getattr(args, "no_worker", False)
     if worker:
-        from analyzers.shards import long_running
+        from analyzers.process_role import mark_long_running
 
-        long_running()  # reviews keep coming: large changes may use analysis worker processes
+        mark_long_running()  # reviews keep coming: large changes may use analysis worker processes
     app = create_app(settings, web_routes.collect(settings), queue=queue, worker=worker)
     if not settings.has_app_credentials:
         log.warning("no GitHub App credentials (APP_ID, PRIVATE_KEY): serving the setup page only")
@@ -92,10 +92,10 @@ def run_worker(args: argparse.Namespace) -> int:
     settings = load_settings()
     if settings is None:
         return 2
-    from analyzers.shards import long_running
+    from analyzers.process_role import mark_long_running
     from app.jobs import JobQueue
 
-    long_running()
+    mark_long_running()
     queue = JobQueue(settings)
     log.info("worker started (%d threads, queue: %s)", settings.workers, "redis" if settings.redis_url else "sqlite")
     try:

@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     from analyzers import shards
 
-    shards.long_running()  # as the App's serve/worker processes: large changes may use analysis workers
+    shards.mark_long_running()  # as the App's serve/worker processes: large changes may use analysis workers
     pooled = shards.POOL.wait_ready()
     workers = shards.POOL.workers() if pooled else 0
     first_diff, first, found = run_suite(sources)  # loads grammars, compiles the rule pack

@@ -9,6 +9,8 @@ import signal
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from analyzers import shards
 from analyzers.base import AnalyzerContext, Finding
@@ -153,3 +155,17 @@ def test_a_change_travels_as_plain_data() -> None:
     group = CHANGESET.files[:3]
     assert pickle.loads(pickle.dumps(ChangeSet(group))) == ChangeSet(group)
     assert pickle.loads(pickle.dumps(group[0].hunks[0])).added == group[0].hunks[0].added
+
+
+@given(
+    st.lists(st.integers(0, 50_000), min_size=1, max_size=60),
+    st.integers(1, 7),
+)
+def test_groups_keep_the_change_order_and_cover_every_file_once(weights: list[int], workers: int) -> None:
+    paths = [f"f{i}" for i in range(len(weights))]
+    groups = shards._partition(paths, weights, workers)
+    assert [p for g in groups for p in g] == paths  # contiguous, in order, each file once
+    assert all(groups)
+    assert len(groups) <= workers + 1
+    if len(weights) > workers and min(weights) > 0 and max(weights) <= 2 * min(weights):
+        assert len(groups) == workers + 1  # files of similar size: every worker gets a group
