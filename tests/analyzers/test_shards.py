@@ -6,13 +6,14 @@ import asyncio
 import os
 import pickle
 import signal
+import threading
 from collections.abc import Iterator
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from analyzers import shards
+from analyzers import process_role, shards
 from analyzers.base import AnalyzerContext, Finding
 from analyzers.diff import ChangeSet
 from analyzers.quality import QualityAnalyzer
@@ -169,3 +170,44 @@ def test_groups_keep_the_change_order_and_cover_every_file_once(weights: list[in
     assert len(groups) <= workers + 1
     if len(weights) > workers and min(weights) > 0 and max(weights) <= 2 * min(weights):
         assert len(groups) == workers + 1  # files of similar size: every worker gets a group
+
+
+def test_two_reviews_at_once_share_one_worker_and_both_are_complete(workers: None) -> None:
+    expected = _serial()
+    first = shards.plan(CHANGESET, SOURCES.get, ANALYZERS, _settings, "added")
+    second = shards.plan(CHANGESET, SOURCES.get, ANALYZERS, _settings, "added")
+    assert first is not None
+    assert second is None  # the one worker is busy with the first review: the second stays here
+    results: dict[str, list[list[Finding]]] = {}
+
+    def review(name: str, split: shards.Split | None) -> None:
+        results[name] = _run(split)[0]
+
+    threads = [threading.Thread(target=review, args=a) for a in (("first", first), ("second", second))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert results == {"first": expected, "second": expected}
+    assert shards.POOL._busy == set()  # checked back in
+    third = shards.plan(CHANGESET, SOURCES.get, ANALYZERS, _settings, "added")
+    assert third is not None  # free again for the next review
+    third.abandon()
+
+
+def test_auto_starts_workers_in_a_long_running_process_without_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(shards.ENV, "auto")
+    monkeypatch.setattr(process_role, "_long_running", True)  # as `serve` and `worker` mark themselves
+    if shards.POOL.workers() == 0:
+        pytest.skip("one CPU: auto keeps no worker process")
+    try:
+        first = shards.plan(CHANGESET, SOURCES.get, ANALYZERS, _settings, "added")
+        assert first is None  # starting the worker costs more than this change: it is analyzed here
+        assert shards.POOL.wait_ready()
+        later = shards.plan(CHANGESET, SOURCES.get, ANALYZERS, _settings, "added")
+        assert later is not None  # the next large change uses the worker
+        found, _, remote = _run(later)
+        assert remote
+        assert found == _serial()
+    finally:
+        shards.POOL.shutdown()
