@@ -33,9 +33,34 @@ START_SECONDS = 60.0  # a worker not ready by then (loading grammars, compiling 
 READY = b"ready"
 
 
+def worker_log_handler(stream: Any = None) -> logging.Handler:
+    """How a worker process logs: warnings and up, to the stderr it shares with its owner, with every token
+    shape analyzers.secrets knows masked (a worker sees only the PR's files, never the App's own secrets)."""
+    from analyzers.secrets import redact
+
+    class Redact(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            record.msg, record.args = redact(record.getMessage()), None
+            if record.exc_info and not record.exc_text:
+                record.exc_text = logging.Formatter().formatException(record.exc_info)
+            if record.exc_text:
+                record.exc_text = redact(record.exc_text)
+            return True
+
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(Redact())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s (analysis worker): %(message)s"))
+    handler.setLevel(logging.WARNING)
+    return handler
+
+
 def _serve(conn: Connection) -> None:
     """A worker process: warm up, say so, then answer jobs (pickled callables and arguments) in turn."""
     from analyzers.rulepack import pack_for
+
+    root = logging.getLogger()
+    root.handlers[:] = [worker_log_handler()]
+    root.setLevel(logging.WARNING)
 
     for language in ("python", "javascript", "typescript"):  # most changes: compiled once, not per job
         pack_for(language)
@@ -198,4 +223,3 @@ def _cpus() -> int:
 
 
 POOL = Pool()
-

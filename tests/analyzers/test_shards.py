@@ -211,3 +211,31 @@ def test_auto_starts_workers_in_a_long_running_process_without_waiting(monkeypat
         assert found == _serial()
     finally:
         shards.POOL.shutdown()
+
+
+def test_a_worker_process_masks_secrets_in_its_log_lines() -> None:
+    import io
+    import logging
+
+    from analyzers.workerpool import worker_log_handler
+
+    stream = io.StringIO()
+    logger = logging.getLogger("diffwise.test.worker")
+    logger.propagate = False
+    logger.addHandler(worker_log_handler(stream))
+    token = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+    try:
+        logger.warning("could not analyze %s", f"TOKEN = {token!r}")
+        try:
+            raise ValueError(token)
+        except ValueError:
+            logger.exception("crashed")
+        logger.info("not shown: below warning")
+    finally:
+        logger.handlers.clear()
+    text = stream.getvalue()
+    assert "could not analyze" in text
+    assert "crashed" in text
+    assert "ValueError" in text
+    assert token not in text
+    assert "not shown" not in text
