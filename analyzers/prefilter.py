@@ -53,6 +53,49 @@ def regex_conditions(regex: str) -> tuple[Need, ...]:
     return tuple(frozenset((w.encode("utf-8"), False) for w in need) for need in _needs(list(parsed)))
 
 
+def capture_alternatives(regex: str) -> frozenset[str] | None:
+    """For a regex anchored at both ends whose middle is literals and alternations of literals
+    (`^(pickle|os\\.(remove|unlink))$`): every whole text it matches; else None."""
+    if _sre is None:
+        return None
+    try:
+        tree = _sre.parse(regex)
+    except Exception:
+        return None
+    if tree.state.flags & re.IGNORECASE:
+        return None
+    parsed = list(tree)
+    if len(parsed) < 3 or str(parsed[0][0]) != "AT" or str(parsed[-1][0]) != "AT":
+        return None
+    if str(parsed[0][1]) != "AT_BEGINNING" or str(parsed[-1][1]) not in ("AT_END", "AT_END_STRING"):
+        return None
+    texts = _expand(parsed[1:-1])
+    return frozenset(texts) if texts is not None and all(texts) else None
+
+
+def _expand(items: Sequence[tuple[Any, Any]], limit: int = 256) -> list[str] | None:
+    """Every text a sequence of literals, groups and alternations matches (None: anything else, or too many)."""
+    texts = [""]
+    for op, arg in items:
+        name = str(op)
+        if name == "LITERAL":
+            options: list[str] | None = [chr(arg)]
+        elif name == "SUBPATTERN":
+            _group, add_flags, _del_flags, body = arg
+            options = None if add_flags & re.IGNORECASE else _expand(list(body), limit)
+        elif name == "BRANCH":
+            parts = [_expand(list(b), limit) for b in arg[1]]
+            options = None if any(p is None for p in parts) else [t for p in parts if p is not None for t in p]
+        else:
+            return None
+        if options is None:
+            return None
+        texts = [t + o for t in texts for o in options]
+        if len(texts) > limit:
+            return None
+    return texts
+
+
 def _best(options: Iterable[frozenset[str]]) -> frozenset[str] | None:
     """The most selective requirement: the longest shortest string, then the fewest strings."""
     ranked = [o for o in options if o and all(o)]
@@ -109,7 +152,13 @@ def pattern_conditions(
                 continue
             values = [_unescape(s) for s in _STRING.findall(args)]
             if kind == "match":
-                conditions.extend(regex_conditions(values[0]) if len(values) == 1 else ())
+                whole_texts = capture_alternatives(values[0]) if len(values) == 1 else None
+                if whole_texts is not None:  # the capture's whole text is one of these: like #any-of?
+                    conditions.append(
+                        frozenset((w.encode("utf-8"), _WORD.fullmatch(w) is not None) for w in whole_texts)
+                    )
+                else:
+                    conditions.extend(regex_conditions(values[0]) if len(values) == 1 else ())
                 continue
             words = values if kind == "any-of" or len(values) == 1 else []
             if words and all(words):  # the capture's whole text is one of the words
@@ -119,20 +168,42 @@ def pattern_conditions(
 
 
 class Prefilter:
-    """The patterns' conditions, set up to test a file in one tokenising pass and a few substring searches."""
+    """The patterns' conditions, set up so that testing a file costs one tokenising pass and, lazily, the
+    substring searches that decide something: whole words are looked up in the set of the file's
+    identifier-like runs, and a pattern stops at its first condition the file fails."""
 
     def __init__(self, conditions: Sequence[tuple[Need, ...]]) -> None:
         self.conditions = tuple(conditions)
-        needs = {need for conds in self.conditions for cond in conds for need in cond}
-        self._plain = tuple(sorted(word for word, whole in needs if not whole))
+        self._compiled = tuple(
+            tuple(
+                (frozenset(w for w, whole in cond if whole), tuple(sorted(w for w, whole in cond if not whole)))
+                for cond in conds
+            )
+            for conds in self.conditions
+        )
 
     def active(self, text: bytes) -> tuple[int, ...]:
         """The indexes of the patterns whose every condition the file's `text` meets."""
         # a whole word is present when it is one of the file's identifier-like runs (a superset of the words
         # standing alone: the test may let a pattern run that cannot match, never the reverse)
-        present: set[tuple[bytes, bool]] = {(token, True) for token in _TOKEN.findall(text)}
-        present.update((word, False) for word in self._plain if word in text)
-        return tuple(p for p, conds in enumerate(self.conditions) if all(not c.isdisjoint(present) for c in conds))
+        tokens = set(_TOKEN.findall(text))
+        found: dict[bytes, bool] = {}
+        out: list[int] = []
+        for p, conds in enumerate(self._compiled):
+            for whole, plain in conds:
+                if not whole.isdisjoint(tokens):
+                    continue
+                for word in plain:
+                    hit = found.get(word)
+                    if hit is None:
+                        hit = found[word] = word in text
+                    if hit:
+                        break
+                else:
+                    break  # no word of this condition: the pattern cannot match
+            else:
+                out.append(p)
+        return tuple(out)
 
 
 def active_patterns(conditions: Sequence[tuple[Need, ...]], text: bytes) -> tuple[int, ...]:

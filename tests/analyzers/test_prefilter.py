@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analyzers.languages import detect_language, new_parser
-from analyzers.prefilter import Prefilter, regex_conditions
+from analyzers.prefilter import Prefilter, capture_alternatives, regex_conditions
 from analyzers.rulepack import pack_for
 from analyzers.security import scan_tree
 
@@ -30,6 +30,15 @@ def test_regex_conditions_take_the_literals_every_match_contains() -> None:
     # every part of a sequence is needed: each gives a condition
     assert _words(regex_conditions(r"@[\w.]+\.(?:route|get)\(")) == [{"@"}, {"."}, {"route", "get"}, {"("}]
     assert _words(regex_conditions(r"ab+c?d")) == [{"a"}, {"b"}, {"d"}]
+
+
+def test_an_anchored_alternation_names_every_whole_text_it_matches() -> None:
+    assert capture_alternatives(r"^(pickle|os\.(remove|unlink))$") == {"pickle", "os.remove", "os.unlink"}
+    assert capture_alternatives(r"^(requests|httpx)$") == {"requests", "httpx"}
+    assert capture_alternatives(r"(^|\.)(text|RawSQL)$") is None  # not anchored at the start
+    assert capture_alternatives(r"^(open|\w+)$") is None  # not only literals
+    assert capture_alternatives(r"^open") is None
+    assert capture_alternatives(r"(?i)^(open)$") is None
 
 
 @pytest.mark.parametrize(
