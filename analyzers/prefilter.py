@@ -204,8 +204,3 @@ class Prefilter:
             else:
                 out.append(p)
         return tuple(out)
-
-
-def active_patterns(conditions: Sequence[tuple[Need, ...]], text: bytes) -> tuple[int, ...]:
-    """The indexes of the patterns whose every condition the file's `text` meets."""
-    return Prefilter(conditions).active(text)

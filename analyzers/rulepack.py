@@ -306,8 +306,9 @@ def compile_pack(pack: RulePack, language: str) -> CompiledPack:
         text = pack.rules[i].query + "\n"
         parts.append(text)
         offset += len(text.encode("utf-8"))
+    query_text = "".join(parts)
     try:
-        combined = Query(lang, "".join(parts))
+        combined = Query(lang, query_text)
     except Exception:  # the binding raises QueryError subclasses: find the rule at fault
         for i in chosen:
             try:
@@ -320,7 +321,7 @@ def compile_pack(pack: RulePack, language: str) -> CompiledPack:
         chosen[bisect.bisect_right(starts, combined.start_byte_for_pattern(p)) - 1]
         for p in range(combined.pattern_count)
     )
-    source = "".join(parts).encode("utf-8")
+    source = query_text.encode("utf-8")
     extra = [_rule_conditions(pack.rules[owner]) for owner in owners]
     prefilter = Prefilter(pattern_conditions(combined, source, extra))
     return CompiledPack(language, pack, combined, owners, sanitizers, source, prefilter)

@@ -227,9 +227,6 @@ class _Files(Mapping[str, FileSyntax]):
     def __len__(self) -> int:
         return sum(1 for _ in self)
 
-    def __contains__(self, path: object) -> bool:
-        return isinstance(path, str) and self.get(path) is not None
-
     def _load(self, path: str) -> FileSyntax | None:
         with self._lock:
             if path in self._done:

@@ -103,6 +103,10 @@ class Worker:
             self.dead = True
         return self.ready
 
+    def ready_within(self, seconds: float) -> bool:
+        """Has the worker said it is ready, waiting until `seconds` after its start at the most?"""
+        return self.poll_ready(max(0.0, seconds - (time.monotonic() - self.started)))
+
     def send(self, func: Any, arg: Any) -> None:
         self.conn.send_bytes(pickle.dumps((func, arg), protocol=pickle.HIGHEST_PROTOCOL))
 
@@ -153,12 +157,11 @@ class Pool:
         wait = START_SECONDS if _setting() != "auto" else 0.0
         taken: list[Worker] = []
         with self._lock:  # one thread at a time reads a starting worker's pipe
-            while len(self._idle) + len(self._busy) < wanted:
-                self._idle.append(self._start())
+            self._fill(wanted)
             for worker in list(self._idle):
                 if len(taken) >= most:
                     break
-                if worker.poll_ready(max(0.0, wait - (time.monotonic() - worker.started))):
+                if worker.ready_within(wait):
                     self._idle.remove(worker)
                     self._busy.add(worker)
                     taken.append(worker)
@@ -190,9 +193,8 @@ class Pool:
         if wanted <= 0:
             return False
         with self._lock:
-            while len(self._idle) + len(self._busy) < wanted:
-                self._idle.append(self._start())
-            return all(w.poll_ready(max(0.0, timeout - (time.monotonic() - w.started))) for w in self._idle)
+            self._fill(wanted)
+            return all(w.ready_within(timeout) for w in self._idle)
 
     def shutdown(self) -> None:
         with self._lock:
@@ -200,6 +202,11 @@ class Pool:
             self._idle, self._busy = [], set()
         for worker in workers:
             worker.kill()
+
+    def _fill(self, wanted: int) -> None:
+        """Start workers until `wanted` exist (called with the lock held)."""
+        while len(self._idle) + len(self._busy) < wanted:
+            self._idle.append(self._start())
 
     def _start(self) -> Worker:
         context = multiprocessing.get_context("forkserver")  # never fork this threaded process
