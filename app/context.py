@@ -80,6 +80,11 @@ class Context:
         owner = repository.owner.login or repository.full_name.split("/")[0]
         return {"owner": owner, "repo": repository.name, **extra}
 
+    def repo_name(self) -> str:
+        """ "owner/repo" of the payload's repository (the key the state store and audit log use)."""
+        r = self.repo()
+        return f"{r['owner']}/{r['repo']}"
+
     def pull(self, **extra: Any) -> dict[str, Any]:
         """{"owner", "repo", "pull_number"} of the PR this event concerns, merged with `extra`."""
         number = self.payload.pull_number

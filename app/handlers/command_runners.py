@@ -36,8 +36,7 @@ class Call:
 
     @property
     def repo_name(self) -> str:
-        r = self.ctx.repo()
-        return f"{r['owner']}/{r['repo']}"
+        return self.ctx.repo_name()
 
 
 Runner = Callable[[Call], Awaitable[bool]]

@@ -77,7 +77,7 @@ def _test_writer(ctx: Context, view: _PullView, number: int, policy: Any) -> Any
         policy,
         changeset=view.changeset,
         read_head=view.read_head,
-        repo=f"{ctx.repo()['owner']}/{ctx.repo()['repo']}",
+        repo=ctx.repo_name(),
         pr_number=number,
         head_sha=view.head_sha,
     )
@@ -174,7 +174,7 @@ async def llm_explain(ctx: Context, ref: FindingRef) -> str | None:
         syntax=view.syntax,
         settings=ctx.settings,
         policy=policy,
-        repo=f"{ctx.repo()['owner']}/{ctx.repo()['repo']}",
+        repo=ctx.repo_name(),
         pr_number=number,
         head_sha=view.head_sha,
     )
@@ -194,7 +194,7 @@ async def llm_ask(ctx: Context, number: int, question: str) -> str | None:
         pr_title=view.title,
         settings=ctx.settings,
         policy=policy,
-        repo=f"{ctx.repo()['owner']}/{ctx.repo()['repo']}",
+        repo=ctx.repo_name(),
         pr_number=number,
         head_sha=view.head_sha,
     )

@@ -98,8 +98,7 @@ class Replier:
 
     @property
     def _base(self) -> str:
-        r = self.ctx.repo()
-        return f"/repos/{r['owner']}/{r['repo']}"
+        return f"/repos/{self.ctx.repo_name()}"
 
     async def react(self, content: str) -> None:
         kind = "pulls" if self.in_review_thread else "issues"
@@ -151,7 +150,7 @@ async def handle_comment(ctx: Context, services: Services) -> None:
             return
     replier = Replier(ctx, number, comment, in_thread)
     state = PrState(services.engine_for(ctx.settings))
-    repo_name = f"{ctx.repo()['owner']}/{ctx.repo()['repo']}"
+    repo_name = ctx.repo_name()
     if not await asyncio.to_thread(state.claim_command, repo_name, comment.id):
         ctx.log.info("command in comment %s was already handled", comment.id)
         return

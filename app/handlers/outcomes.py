@@ -103,8 +103,7 @@ def _ours(review: dict[str, Any]) -> bool:
 
 
 async def read_history(ctx: Context, number: int, engine: Engine, head_sha: str | None = None) -> PrHistory:
-    r = ctx.repo()
-    full_name = f"{r['owner']}/{r['repo']}"
+    full_name = ctx.repo_name()
     findings, replies = threads(await ctx.source.review_comments(number))
     if not findings:
         return PrHistory(findings=())
